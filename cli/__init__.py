@@ -1,0 +1,1 @@
+"""The ``lcq`` command line: parse, validate, call lcworker, print."""
