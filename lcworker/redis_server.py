@@ -140,7 +140,9 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        print("usage: python -m lcworker.redis_server -- CMD [ARG ...]", file=sys.stderr)
+        print(
+            "usage: python -m lcworker.redis_server -- CMD [ARG ...]", file=sys.stderr
+        )
         return 2
     url = os.environ.get("LCQ_REDIS_URL") or "redis://127.0.0.1:6379/0"
     with find_or_start(url) as server:

@@ -168,7 +168,5 @@ class JobSettings:
                 "LCQ_JOB_RETRY_INTERVALS", DEFAULT_JOB_RETRY_INTERVALS
             ),
             lock_ttl=_env_float("LCQ_LOCK_TTL", DEFAULT_LOCK_TTL, minimum=1.0),
-            throttle_budget=_env_float(
-                "LCQ_THROTTLE_BUDGET", DEFAULT_THROTTLE_BUDGET
-            ),
+            throttle_budget=_env_float("LCQ_THROTTLE_BUDGET", DEFAULT_THROTTLE_BUDGET),
         )
