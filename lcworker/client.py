@@ -341,6 +341,7 @@ class SearchClient:
             query_id=query_id,
             host=host,
             oid=self.settings.oid,
+            hint="check that the service is running and reachable at this host",
         ) from None
 
     def _request(

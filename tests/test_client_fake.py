@@ -25,6 +25,7 @@ from lcworker.errors import (
     PermanentApiError,
     RateLimitedError,
     SearchCanceledError,
+    SearchEngineError,
     TransientApiError,
 )
 from lcworker.settings import ApiSettings
@@ -313,3 +314,18 @@ def test_discovery_bare_host_uses_https(fake, client):
         (200, {"url": {"search": "search.invalid"}}, {})
     )
     assert client.search_base == "https://search.invalid/v1"
+
+
+def test_poll_body_error_not_retried(fake, client):
+    failed = {"completed": True, "error": "evaluation failed: field too deep"}
+    fake.script[("GET", "/v1/search/q-1")].append((200, failed, {}))
+    with pytest.raises(SearchEngineError, match="field too deep"):
+        poll(client)
+    assert len(fake.paths("GET", "/v1/search/q-1")) == 1
+
+
+def test_start_body_error_not_retried(fake, client):
+    fake.script[("POST", "/v1/search")].append((200, {"error": "unknown field"}, {}))
+    with pytest.raises(SearchEngineError, match="unknown field"):
+        client.start("event_type = X", 1, 2, "event")
+    assert len(fake.paths("POST", "/v1/search")) == 1
