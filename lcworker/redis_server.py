@@ -105,13 +105,19 @@ def start_private(port: int | None = None) -> RedisServer:
     workdir = tempfile.mkdtemp(prefix="lcq-redis-")
     args = [
         binary,
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", workdir,
-        "--daemonize", "no",
-    ]  # fmt: skip
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        workdir,
+        "--daemonize",
+        "no",
+    ]
     process = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

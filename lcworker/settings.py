@@ -29,6 +29,8 @@ DEFAULT_POLL_RETRIES = 3
 DEFAULT_BACKOFF_BASE = 1.0
 #: Maximum backoff delay in seconds.
 DEFAULT_BACKOFF_MAX = 30.0
+#: Minimum seconds between two polls of one page, whatever nextPollInMs says.
+DEFAULT_MIN_POLL_INTERVAL = 0.5
 #: Seconds RQ lets one page job run before it kills it (long polls fit in it).
 DEFAULT_JOB_TIMEOUT = 1800
 #: Seconds between RQ's re-runs of a page job whose in-job retries ran out.
@@ -120,6 +122,7 @@ class ApiSettings:
     retries: int
     backoff_base: float
     backoff_max: float
+    min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL
 
     @classmethod
     def from_env(
@@ -148,6 +151,9 @@ class ApiSettings:
             retries=_env_int("LCQ_POLL_RETRIES", DEFAULT_POLL_RETRIES),
             backoff_base=_env_float("LCQ_BACKOFF_BASE", DEFAULT_BACKOFF_BASE),
             backoff_max=_env_float("LCQ_BACKOFF_MAX", DEFAULT_BACKOFF_MAX),
+            min_poll_interval=_env_float(
+                "LCQ_MIN_POLL_INTERVAL", DEFAULT_MIN_POLL_INTERVAL
+            ),
         )
 
 

@@ -1,0 +1,169 @@
+"""Enqueueing page jobs and telling whether a slice's chain is alive.
+
+A chain is alive when the job that Redis records as the slice's live job
+(``s{i}.job``) is queued, scheduled, deferred or started by a worker that
+still holds the slice lock. Page jobs get the id ``lcq-{search}-{slice}-{page}``
+and are enqueued with RQ's ``unique=True``, so two copies of one page are
+never queued at once; re-runs deferred by a 429 or a busy lock add
+``-d{n}`` to that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from .settings import JobSettings
+from .state import SearchState, holder_is_dead, lock_key
+
+logger = logging.getLogger(__name__)
+
+PAGE_JOB = "lcworker.jobs.run_page"
+#: Seconds RQ keeps a finished page job (only for inspection; nothing reads it).
+RESULT_TTL = 3600
+#: Seconds RQ keeps a failed page job, so ``lcq status`` can show why.
+FAILURE_TTL = 7 * 86400
+#: Seconds a started job may run before it must hold its slice lock.
+STARTUP_GRACE = 10.0
+#: Statuses of a job that will still run.
+PENDING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def page_job_id(search_id: str, slice_index: int, page: int) -> str:
+    return f"lcq-{search_id}-{slice_index}-{page}"
+
+
+def deferred_job_id(current_id: str) -> str:
+    """Return the id for the next deferred re-run of the job ``current_id``."""
+    base, _, suffix = current_id.rpartition("-d")
+    if base and suffix.isdigit():
+        return f"{base}-d{int(suffix) + 1}"
+    return f"{current_id}-d1"
+
+
+def _job_options(job_id: str, settings: JobSettings, description: str) -> dict:
+    options = {
+        "job_id": job_id,
+        "unique": True,
+        "job_timeout": settings.job_timeout,
+        "result_ttl": RESULT_TTL,
+        "failure_ttl": FAILURE_TTL,
+        "description": description,
+    }
+    if settings.retry_intervals:
+        options["retry"] = Retry(
+            max=len(settings.retry_intervals), interval=list(settings.retry_intervals)
+        )
+    return options
+
+
+def enqueue_page(
+    queue: Queue,
+    search_id: str,
+    slice_index: int,
+    page: int,
+    checkpoint_path: str,
+    *,
+    settings: JobSettings,
+    delay: float | None = None,
+    job_id: str | None = None,
+    replace_started: bool = False,
+) -> str:
+    """Enqueue (or schedule after ``delay`` seconds) the job for one page.
+
+    Returns the id of the job that will run the page. When a job with that id
+    already exists and is pending or running, it is kept; when it exists but is
+    finished, failed, stopped or canceled, it is deleted and enqueued anew,
+    because a caller that asks for a page wants it to run. ``replace_started``
+    also replaces a started job: callers pass it after ``slice_liveness`` found
+    that job's worker dead.
+    """
+    job_id = job_id or page_job_id(search_id, slice_index, page)
+    args = (search_id, slice_index, page, checkpoint_path)
+    description = f"lcq page {page} of search {search_id} slice {slice_index}"
+    options = _job_options(job_id, settings, description)
+    for _ in range(2):
+        try:
+            if delay:
+                queue.enqueue_in(timedelta(seconds=delay), PAGE_JOB, *args, **options)
+            else:
+                queue.enqueue(PAGE_JOB, *args, **options)
+            break
+        except DuplicateJobError:
+            status = _job_status(queue.connection, job_id)
+            keep = [*PENDING_STATUSES] + (
+                [] if replace_started else [JobStatus.STARTED]
+            )
+            if status in keep:
+                logger.debug("job %s exists with status %s; kept", job_id, status)
+                break
+            logger.info("job %s exists with status %s; enqueued anew", job_id, status)
+            _delete_job(queue.connection, job_id)
+    else:
+        raise RuntimeError(f"could not enqueue job {job_id}")
+    SearchState(queue.connection).set_slice_fields(search_id, slice_index, job=job_id)
+    return job_id
+
+
+def _job_status(conn: redis.Redis, job_id: str) -> JobStatus | None:
+    try:
+        return Job.fetch(job_id, connection=conn).get_status(refresh=True)
+    except NoSuchJobError:
+        return None
+
+
+def _delete_job(conn: redis.Redis, job_id: str) -> None:
+    try:
+        Job.fetch(job_id, connection=conn).delete()
+    except NoSuchJobError:
+        pass
+
+
+def slice_liveness(
+    conn: redis.Redis, search_id: str, slice_index: int, *, lock_ttl: float
+) -> tuple[bool, str]:
+    """Return (alive, reason) for one slice's chain.
+
+    A started job counts as alive while its worker holds the slice lock, or
+    for two lock lifetimes after it started (the lock is taken a moment after
+    the job starts). A worker killed with SIGKILL leaves its job ``started`` in
+    RQ until RQ's maintenance notices; the missing lock tells lcq sooner.
+    """
+    job_id = SearchState(conn).live_job_id(search_id, slice_index)
+    if not job_id:
+        return False, "no job recorded for the slice"
+    try:
+        job = Job.fetch(job_id, connection=conn)
+    except NoSuchJobError:
+        return False, f"job {job_id} is gone from Redis"
+    status = job.get_status(refresh=False)
+    if status in PENDING_STATUSES:
+        return True, f"job {job_id} is {status.value}"
+    if status == JobStatus.STARTED:
+        holder = conn.get(lock_key(search_id, slice_index))
+        if holder is not None:
+            if holder_is_dead(holder.decode(errors="replace")):
+                return False, f"job {job_id} was running in a process that died"
+            return True, f"job {job_id} is running"
+        started = job.started_at.timestamp() if job.started_at else 0.0
+        if time.time() - started < min(2 * lock_ttl, STARTUP_GRACE):
+            return True, f"job {job_id} has just started"
+        return False, f"job {job_id} is marked started but its worker holds no lock"
+    value = status.value if status else "unknown"
+    return False, f"job {job_id} is {value}"
+
+
+def cancel_job(conn: redis.Redis, job_id: str) -> None:
+    """Cancel a pending job; a started one stops itself at its next poll."""
+    try:
+        job = Job.fetch(job_id, connection=conn)
+    except NoSuchJobError:
+        return
+    if job.get_status(refresh=False) in PENDING_STATUSES:
+        job.cancel()

@@ -1,0 +1,100 @@
+"""Repair chains whose page job died with its worker, from inside ``lcq worker``.
+
+A worker killed with SIGKILL leaves its page job marked ``started`` in RQ,
+and RQ notices such an abandoned job only after the job's heartbeat expires
+and a maintenance pass runs (a minute or more). The watchdog checks every few
+seconds, using the slice locks to tell a dead job from a running one, and runs
+``resume`` for a search whose slice stayed dead on two checks in a row, so
+the chain goes on without a user typing ``lcq resume``. With plain
+``rq worker`` there is no watchdog: ``lcq status`` reports such a search as
+``stalled`` and ``lcq resume`` repairs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+
+from .chain import slice_liveness
+from .checkpoint import Checkpoint
+from .models import LIVE_STATES
+from .settings import JobSettings
+from .state import SearchState
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two checks.
+DEFAULT_INTERVAL = 5.0
+
+
+def dead_slices(conn: redis.Redis, search_id: str, lock_ttl: float) -> list[int]:
+    """Return the slices of a live search whose chain has no live job."""
+    record = SearchState(conn).load(search_id)
+    if not record or record.get("state") not in LIVE_STATES:
+        return []
+    dead = []
+    for index in range(int(record.get("slices") or 0)):
+        if record.get(f"s{index}.state") not in LIVE_STATES:
+            continue
+        alive, _ = slice_liveness(conn, search_id, index, lock_ttl=lock_ttl)
+        if not alive:
+            dead.append(index)
+    return dead
+
+
+class Watchdog(threading.Thread):
+    """Daemon thread that resumes stalled searches on the given queues."""
+
+    def __init__(
+        self, redis_url: str, queues: list[str], interval: float = DEFAULT_INTERVAL
+    ) -> None:
+        super().__init__(name="lcq-watchdog", daemon=True)
+        self.redis_url = redis_url
+        self.queues = set(queues)
+        self.interval = interval
+        self.stopped = threading.Event()
+        self._suspects: set[tuple[str, int]] = set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        conn = redis.Redis.from_url(self.redis_url, socket_timeout=30)
+        lock_ttl = JobSettings.from_env().lock_ttl
+        while not self.stopped.wait(self.interval):
+            try:
+                self.check(conn, lock_ttl)
+            except redis.RedisError as exc:
+                logger.warning("watchdog: Redis error: %s", exc)
+            except Exception:
+                logger.exception("watchdog: check failed")
+
+    def check(self, conn: redis.Redis, lock_ttl: float) -> list[str]:
+        """Run one check; return the ids of the searches it resumed."""
+        from .searches import resume
+
+        state = SearchState(conn)
+        suspects: set[tuple[str, int]] = set()
+        repaired = []
+        for search_id in state.search_ids():
+            record = state.load(search_id) or {}
+            queue = record.get("queue")
+            if queue not in self.queues:
+                continue
+            dead = dead_slices(conn, search_id, lock_ttl)
+            suspects.update((search_id, i) for i in dead)
+            confirmed = [i for i in dead if (search_id, i) in self._suspects]
+            if not confirmed:
+                continue
+            logger.warning(
+                "watchdog: search %s slices %s have no live job; resuming",
+                search_id,
+                confirmed,
+            )
+            checkpoint = Checkpoint.open(record["checkpoint"])
+            resume(checkpoint, conn, queue)
+            repaired.append(search_id)
+        self._suspects = suspects
+        return repaired
