@@ -118,6 +118,8 @@ class SearchMeta:
         data_path = check.string(data, "data_path")
         if not os.path.isabs(data_path):
             raise check.fail("data_path", f"{data_path!r} is not an absolute path")
+        if "\x00" in data_path:
+            raise check.fail("data_path", "contains a NUL character")
         start = check.integer(data, "start")
         end = check.integer(data, "end")
         if start >= end:
@@ -135,6 +137,18 @@ class SearchMeta:
         if not isinstance(raw_slices, list) or not 1 <= len(raw_slices) <= MAX_SLICES:
             raise check.fail("slices", f"expected a list of 1 to {MAX_SLICES} slices")
         slices = [check.slice(raw, i) for i, raw in enumerate(raw_slices)]
+        for progress in slices:
+            if progress.start < start or progress.end > end:
+                raise check.fail(
+                    f"slices[{progress.index}]",
+                    f"range {progress.start}..{progress.end} is outside the "
+                    f"search range {start}..{end}",
+                )
+        assembled = data.get("assembled", False)
+        if not isinstance(assembled, bool):
+            raise check.fail(
+                "assembled", f"expected true or false, got {assembled!r:.60}"
+            )
         query = check.string(data, "query")
         if len(query) > MAX_QUERY_LENGTH:
             raise check.fail("query", "longer than 1 MiB")
@@ -151,7 +165,7 @@ class SearchMeta:
             updated=check.number(data, "updated"),
             state=state,
             error=check.optional_string(data, "error"),
-            assembled=bool(data.get("assembled", False)),
+            assembled=assembled,
             slices=slices,
         )
 
@@ -236,6 +250,8 @@ class _Checker:
         throttled = raw.get("throttled_seconds", 0.0)
         if isinstance(throttled, bool) or not isinstance(throttled, int | float):
             raise sub.fail("throttled_seconds", "expected a number")
+        if not math.isfinite(throttled) or throttled < 0:
+            raise sub.fail("throttled_seconds", f"{throttled} is not a valid duration")
         progress = SliceProgress(
             index=index,
             start=sub.integer(raw, "start"),
