@@ -119,7 +119,7 @@ def render_timeline(histogram: Histogram, out: TextIO, *, width: int) -> None:
         line = f"{label}  {count:>{count_width},}  {_bar(count, peak, bar_width)}"
         out.write(line.rstrip() + "\n")
     if histogram.undated:
-        out.write(f"timeline: {histogram.undated:,} events without a time not drawn\n")
+        out.write(f"timeline: undated events not drawn: {histogram.undated:,}\n")
 
 
 def _bar(count: int, peak: int, width: int) -> str:
