@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 
 import click
 
-from lcworker.watchdog import Watchdog
+from lcworker.watchdog import DEFAULT_INTERVAL, Watchdog
 
 from .common import open_redis, redis_options
 
@@ -59,7 +60,8 @@ def worker(burst, count, simple, no_watchdog, name, redis_url, queue_name):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     watchdog = None
     if not no_watchdog and not burst:
-        watchdog = Watchdog(redis_url, [queue_name])
+        interval = float(os.environ.get("LCQ_WATCHDOG_INTERVAL") or DEFAULT_INTERVAL)
+        watchdog = Watchdog(redis_url, [queue_name], interval)
         watchdog.start()
     worker_class = SimpleWorker if simple else Worker
     rq_worker = worker_class(

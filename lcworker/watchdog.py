@@ -25,7 +25,7 @@ from .state import SearchState
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two checks.
+#: Seconds between two checks (LCQ_WATCHDOG_INTERVAL overrides it).
 DEFAULT_INTERVAL = 5.0
 
 

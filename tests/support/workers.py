@@ -26,6 +26,7 @@ def worker_env(api_url: str, **extra: str) -> dict[str, str]:
             "LCQ_CONNECT_TIMEOUT": "2",
             "LCQ_JOB_RETRY_INTERVALS": "0,1,1",
             "LCQ_LOCK_TTL": "5",
+            "LCQ_WATCHDOG_INTERVAL": "0.5",
             "LCQ_MIN_POLL_INTERVAL": "0.01",
             "PYTHONPATH": str(REPO),
         }
