@@ -5,11 +5,11 @@ The events are synthetic and deterministic, so snapshots do not change.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-from lcworker.models import COMPLETED, SearchMeta, SliceProgress
+from lcworker.models import COMPLETED
+from tests.test_checkpoint_support import make_meta
 
 #: 2024-03-01T12:00:00Z, the start of the range the sample events fall in.
 START = 1709294400
@@ -100,21 +100,9 @@ def write_checkpoint(
     """Write ``results`` as one committed checkpoint through the checkpoint store."""
     from lcworker.checkpoint import Checkpoint
 
-    now = time.time()
-    meta = SearchMeta(
-        search_id=search_id,
-        data_path=str(path),
-        oid="3f0c6a52-0000-4000-8000-000000000001",
-        query="-2h | * | *",
-        start=start,
-        end=end,
-        stream="event",
-        limit=None,
-        created=now,
-        updated=now,
-        state=state,
-        slices=[SliceProgress(index=0, start=start, end=end)],
-    )
+    meta = make_meta(search_id=search_id)
+    meta.start, meta.end, meta.state = start, end, state
+    meta.slices[0].start, meta.slices[0].end = start, end
     checkpoint = Checkpoint.create(path, meta)
     offset = checkpoint.append_page(0, 0, results)
     progress = meta.slices[0]
