@@ -102,7 +102,7 @@ def _lstat(path: Path) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise CheckpointError(f"cannot inspect {path}: {exc.strerror}") from exc
+        raise CheckpointError(f"failed to inspect {path}: {exc.strerror}") from exc
 
 
 def _reject_unsafe_data_file(path: Path, info: os.stat_result | None) -> None:
@@ -250,7 +250,7 @@ def _read_small_file(folder_fd: int, path: Path) -> bytes:
                 f"unsafe metadata file {path}: it is a symlink",
                 hint="the checkpoint cannot be trusted; start over with --force",
             ) from exc
-        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from exc
+        raise CheckpointError(f"failed to read {path}: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as file:
         info = _require_regular(fd, path)
         if info.st_size > MAX_META_BYTES:
@@ -290,9 +290,9 @@ class Checkpoint:
     ) -> Checkpoint:
         """Create the data file, the sidecar and ``meta.json`` for a new search.
 
-        Raises CheckpointExistsError (with ``existing``, the old record or None)
-        for an existing data file or sidecar unless ``force``; with ``force``,
-        the old data file, parts and metadata are removed first.
+        An existing data file or sidecar raises CheckpointExistsError, whose
+        ``existing`` is the old record or None. With ``force``, the old data
+        file, parts and metadata are removed first instead.
         """
         data_path = resolve_data_path(path)
         sidecar = sidecar_of(data_path)
@@ -389,7 +389,8 @@ class Checkpoint:
         meta.updated = time.time()
         if meta.data_path != str(self.path):
             raise CheckpointError(
-                f"cannot commit metadata for {meta.data_path!r} to {self.meta_path}"
+                f"rejected metadata for data file {meta.data_path!r}: this "
+                f"checkpoint's data file is {str(self.path)!r}"
             )
         try:
             SearchMeta.from_dict(meta.to_dict(), source=str(self.meta_path))
@@ -443,7 +444,7 @@ class Checkpoint:
         except OSError as exc:
             os.close(folder_fd)
             raise CheckpointError(
-                f"cannot open lock file {self.sidecar / LOCK_NAME}: {exc.strerror}"
+                f"failed to open lock file {self.sidecar / LOCK_NAME}: {exc.strerror}"
             ) from exc
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -542,7 +543,7 @@ class Checkpoint:
                 f"unsafe checkpoint file {path}: it is a symlink",
                 hint="the checkpoint cannot be trusted; start over with --force",
             )
-        return CheckpointError(f"cannot open {path}: {exc.strerror}")
+        return CheckpointError(f"failed to open {path}: {exc.strerror}")
 
     def _write_error(self, path: Path, exc: OSError, action: str) -> CheckpointError:
         if exc.errno in _DISK_FULL:
@@ -666,7 +667,7 @@ def iter_jsonl(
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(f"unsafe data file {path}: it is a symlink") from exc
-        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from exc
+        raise CheckpointError(f"failed to read {path}: {exc.strerror}") from exc
     with os.fdopen(fd, "rb", buffering=CHUNK_BYTES) as file:
         size = _require_regular(fd, path).st_size
         if end is None:
@@ -732,7 +733,7 @@ def _truncate_quietly(fd: int, path: Path, size: int) -> None:
         os.ftruncate(fd, size)
     except OSError as exc:
         logger.warning(
-            "could not truncate %s back to %d bytes after a failed write: %s; "
+            "failed to truncate %s back to %d bytes after a failed write: %s; "
             "the next append truncates it",
             path,
             size,
@@ -778,12 +779,12 @@ def _require_writable_folder(folder: Path) -> None:
     info = _lstat(folder)
     if info is None or not stat.S_ISDIR(info.st_mode):
         raise CheckpointError(
-            f"cannot create a checkpoint in {folder}: the folder does not exist",
+            f"failed to create a checkpoint in {folder}: the folder does not exist",
             hint=f"create it (mkdir -p -- {_quoted(folder)}) or choose another path",
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CheckpointError(
-            f"cannot create a checkpoint in {folder}: the folder is not writable",
+            f"failed to create a checkpoint in {folder}: the folder is not writable",
             hint="choose a folder you can write to",
         )
 
@@ -848,7 +849,7 @@ def _remove_old_search(
                 os.close(folder_fd)
     except OSError as exc:
         raise CheckpointError(
-            f"cannot remove the old checkpoint at {data_path}: {exc.strerror}",
+            f"failed to remove the old checkpoint at {data_path}: {exc.strerror}",
             hint=f"remove it by hand (rm -r -- {_quoted(data_path)} "
             f"{_quoted(sidecar)}) and try again",
         ) from exc
@@ -872,7 +873,7 @@ def _make_sidecar(sidecar: Path) -> int:
         pass
     except OSError as exc:
         raise CheckpointError(
-            f"cannot create {sidecar}: {exc.strerror}",
+            f"failed to create {sidecar}: {exc.strerror}",
             hint="choose a folder you can write to",
         ) from exc
     fd = _open_folder(sidecar)
@@ -901,7 +902,7 @@ def _create_data_file(path: Path) -> None:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(f"unsafe checkpoint path {path}: a symlink") from exc
         raise CheckpointError(
-            f"cannot create {path}: {exc.strerror}",
+            f"failed to create {path}: {exc.strerror}",
             hint="choose a folder you can write to",
         ) from exc
     try:
@@ -919,7 +920,7 @@ def _register_quietly(path: Path) -> None:
         index.register(path)
     except (OSError, CheckpointError) as exc:
         logger.warning(
-            "could not add %s to the checkpoint index in %s: %s",
+            "failed to add %s to the checkpoint index in %s: %s",
             path,
             index.state_dir(),
             exc,

@@ -3,8 +3,8 @@
 ``lcq status`` lists searches from it when Redis is down or was flushed. The
 folder is ``LCQ_HOME`` when set, else the platform's user state folder (for
 example ``~/.local/state/lcq`` on Linux). The index is one JSON file,
-``checkpoints.json``, rewritten atomically; an flock on ``checkpoints.lock``
-serialises the read-modify-write, so processes that register at the same time
+``checkpoints.json``, rewritten atomically. An flock on ``checkpoints.lock``
+serialises each read-modify-write, so processes that register at the same time
 do not lose each other's entries. Entries whose data file is gone are dropped
 when the index is listed.
 """
@@ -125,7 +125,7 @@ def _locked(*, create: bool) -> Iterator[int | None]:
 
 def _state_error(path: Path, problem: str | None) -> CheckpointError:
     return CheckpointError(
-        f"cannot use the lcq state folder {path}: {problem}",
+        f"failed to use the lcq state folder {path}: {problem}",
         hint="set LCQ_HOME to a folder you can write to",
     )
 

@@ -212,23 +212,39 @@ def test_append_io_error_not_disk_full(tmp_path, monkeypatch):
     assert checkpoint.path.stat().st_size == 0
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 64 KiB tmpfs mounted at a temporary folder (needs root)."""
-    mount_point = tmp_path / "small"
+def mount_tmpfs(mount_point, options: str) -> None:
+    """Mount a tmpfs with ``options`` at ``mount_point``; skip when not permitted."""
     mount_point.mkdir()
     if shutil.which("mount") is None:
-        pytest.skip("no mount command on this machine to build a small tmpfs")
+        pytest.skip("no mount command on this machine to build a tmpfs")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         timeout=30,
     )
     if mounted.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted: {mounted.stderr.strip()}")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 64 KiB tmpfs mounted at a temporary folder (needs root)."""
+    mount_point = tmp_path / "small"
+    mount_tmpfs(mount_point, "size=64k,mode=0755")
     yield mount_point
     subprocess.run(["umount", str(mount_point)], check=True, timeout=30)
+
+
+def test_read_only_folder_names_path(tmp_path):
+    mount_point = tmp_path / "read-only"
+    mount_tmpfs(mount_point, "ro,size=64k")
+    try:
+        with pytest.raises(CheckpointError, match="not writable") as caught:
+            create(mount_point)
+        assert str(mount_point) in caught.value.message
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True, timeout=30)
 
 
 def big_page(number: int, size: int) -> list[dict]:
