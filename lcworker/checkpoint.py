@@ -356,6 +356,9 @@ class Checkpoint:
         return meta
 
     def _check_meta(self, meta: SearchMeta) -> None:
+        # NOTE: hosts that mount a shared volume at different paths see each
+        # other's checkpoints as foreign here, because data_path is compared as
+        # a string. Mount the volume at the same path on every worker host.
         if meta.data_path != str(self.path):
             raise CorruptCheckpointError(
                 f"invalid metadata file {self.meta_path}: data_path "
@@ -575,6 +578,9 @@ class Checkpoint:
         if meta.assembled:
             yield from self._iter_assembled(meta, index)
             return
+        # NOTE: part files are opened by path, so O_NOFOLLOW guards only their
+        # last component. A sidecar swapped for a symlink after open() is
+        # followed here, but not by appends, which open parts via the sidecar fd.
         for position in selected:
             path = self.slice_file(position)
             yield from iter_jsonl(path, end=meta.slices[position].offset)
