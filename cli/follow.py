@@ -1,52 +1,162 @@
 """Follow searches until they end: ``lcq submit --wait`` and ``lcq status --watch``.
 
-On a non-terminal it prints one plain line whenever a search commits a page
-or changes state, so CI logs stay readable. Ctrl+C stops following and never
-cancels a search.
+On a terminal it shows a live view that redraws in place: a progress bar per
+search, and per slice for a parallel search, with events, pages, rates, ETA,
+state and the last error, so retries, throttling and stalls show as they
+happen. On a non-terminal (a pipe, a CI log) it prints one plain line
+whenever a search or slice commits a page or changes state. Ctrl+C stops
+following and never cancels a search.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import click
 import redis
+from rich.console import Console
+from rich.live import Live
 
 from lcworker import searches
 from lcworker.models import FINAL_STATES
+from lcworker.render.progress import RateTracker, change_line, watch_view
+
+logger = logging.getLogger(__name__)
 
 #: Seconds between two reads of the state.
 POLL_INTERVAL = 1.0
 
-
-def _line(record: dict) -> str:
-    error = f" error: {record['error']}" if record.get("error") else ""
-    return (
-        f"{record['search_id']} {record['state']}: page {record['pages']}, "
-        f"{record['events']} events, {record['progress']:.0f}% of the range, "
-        f"{record['events_per_second']:.0f} events/s{error}"
-    )
+_STOPPED = "stopped following; the search goes on in the workers (lcq status shows it)"
 
 
-def follow(conn: redis.Redis | None, refs: list[str]) -> list[dict]:
-    """Print progress lines until every search named in ``refs`` has ended."""
-    last: dict[str, tuple] = {}
-    records: list[dict] = []
+class _Poller:
+    """Reads status records, dropping to metadata files alone if Redis goes away."""
+
+    def __init__(
+        self, conn: redis.Redis | None, refs: list[str] | None, console: Console
+    ) -> None:
+        self.conn = conn
+        self.refs = refs
+        self.console = console
+        self.last: list[dict[str, Any]] = []
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            self.last, _ = searches.list_statuses(self.conn, self.refs)
+            return self.last
+        except redis.RedisError as exc:
+            logger.warning("Redis failed while following %s: %s", self.refs, exc)
+            self.conn = None
+            self.console.print(
+                f"note: Redis failed ({exc}); following the metadata files alone",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+            self.last, _ = searches.list_statuses(None, self.refs)
+            return self.last
+
+
+def _all_ended(records: list[dict[str, Any]]) -> bool:
+    return all(r["state"] in FINAL_STATES for r in records)
+
+
+def _changed_lines(
+    records: list[dict[str, Any]], last: dict[tuple, tuple]
+) -> list[str]:
+    """Return a line for each search or slice whose page, state or error changed."""
+    lines = []
+    for record in records:
+        search_key = (record["search_id"], None)
+        parallel = len(record["slices"]) > 1
+        # A parallel search gets a search line only when its state changes;
+        # its pages are reported by the slice lines.
+        if parallel:
+            current = (record["state"],)
+        else:
+            current = (record["state"], record["pages"], record["error"])
+        if last.get(search_key) != current:
+            last[search_key] = current
+            lines.append(change_line(record))
+        if not parallel:
+            continue
+        for s in record["slices"]:
+            key = (record["search_id"], s["index"])
+            current = (s["state"], s["page"], s["error"])
+            if last.get(key) != current:
+                last[key] = current
+                lines.append(change_line(record, s))
+    return lines
+
+
+def _follow_plain(
+    poller: _Poller,
+    console: Console,
+    sleep: Callable[[float], None],
+    interval: float,
+) -> list[dict[str, Any]]:
+    last: dict[tuple, tuple] = {}
+    while True:
+        records = poller.read()
+        for line in _changed_lines(records, last):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if _all_ended(records):
+            return records
+        sleep(interval)
+
+
+def _follow_live(
+    poller: _Poller,
+    console: Console,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    interval: float,
+) -> list[dict[str, Any]]:
+    tracker = RateTracker()
+    records = poller.read()
+    now = clock()
+    tracker.add(records, now)
+    with Live(
+        watch_view(records, now=now, tracker=tracker),
+        console=console,
+        auto_refresh=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as live:
+        while not _all_ended(records):
+            sleep(interval)
+            records = poller.read()
+            now = clock()
+            tracker.add(records, now)
+            live.update(watch_view(records, now=now, tracker=tracker), refresh=True)
+    return records
+
+
+def follow(
+    conn: redis.Redis | None,
+    refs: list[str] | None,
+    *,
+    console: Console | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = POLL_INTERVAL,
+) -> list[dict[str, Any]]:
+    """Show progress until every search named in ``refs`` has ended.
+
+    ``refs`` are search ids or checkpoint paths; None follows every known
+    search. Returns the last status records read. ``console``, ``clock`` and
+    ``sleep`` are for tests; the live view is used when ``console`` is a
+    terminal, the plain lines otherwise.
+    """
+    console = console or Console()
+    poller = _Poller(conn, refs, console)
     try:
-        while True:
-            records, _ = searches.list_statuses(conn, refs)
-            for record in records:
-                key = (record["state"], record["pages"], record["error"])
-                if last.get(record["search_id"]) != key:
-                    last[record["search_id"]] = key
-                    click.echo(_line(record))
-            if all(r["state"] in FINAL_STATES for r in records):
-                return records
-            time.sleep(POLL_INTERVAL)
+        if console.is_terminal:
+            return _follow_live(poller, console, clock, sleep, interval)
+        return _follow_plain(poller, console, sleep, interval)
     except KeyboardInterrupt:
-        click.echo(
-            "stopped following; the search goes on in the workers "
-            "(lcq status shows it)",
-            err=True,
-        )
-        return records
+        click.echo(_STOPPED, err=True)
+        return poller.last

@@ -5,55 +5,19 @@ from __future__ import annotations
 import json
 
 import click
+from rich.console import Console
 
 from lcworker import searches
-from lcworker.timeparse import format_time
+from lcworker.render.progress import status_table
 
 from .common import open_redis, redis_options
 from .follow import follow
 
 
-def _shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def print_table(records: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name in (
-        "search",
-        "state",
-        "progress",
-        "pages",
-        "events",
-        "ev/s",
-        "query",
-        "range",
-        "token",
-        "updated",
-        "checkpoint",
-        "error",
-    ):
-        table.add_column(name, overflow="fold" if name == "error" else "ellipsis")
-    for r in records:
-        table.add_row(
-            r["search_id"],
-            r["state"],
-            f"{r['progress']:.0f}%",
-            str(r["pages"]),
-            str(r["events"]),
-            f"{r['events_per_second']:.0f}",
-            _shorten(r["query"], 30),
-            f"{format_time(r['start'])} .. {format_time(r['end'])}",
-            ",".join(s["token"] for s in r["slices"] if s["token"]),
-            format_time(r["updated"]),
-            r["checkpoint"],
-            r["error"] or "",
-        )
-    Console().print(table)
+def print_table(records: list[dict], console: Console | None = None) -> None:
+    """Print the status table, fitted to the width of ``console``."""
+    console = console or Console()
+    console.print(status_table(records, width=console.width))
 
 
 @click.command()
@@ -65,12 +29,22 @@ def print_table(records: list[dict]) -> None:
     type=click.Choice(["table", "json"]),
     default="table",
     show_default=True,
-    help="table for people, json for scripts.",
+    help="table for people, json (every field) for scripts.",
 )
-@click.option("--watch", "-w", is_flag=True, help="Follow until the searches end.")
+@click.option(
+    "--watch",
+    "-w",
+    is_flag=True,
+    help="Show a live view until the searches end; Ctrl+C stops watching only.",
+)
 @redis_options
 def status(refs, output, watch, redis_url, queue_name):
     """Show the state of searches: all known ones, or those named by id or path."""
+    if watch and output == "json":
+        raise click.UsageError(
+            "--watch draws a live view and cannot be combined with --output json; "
+            "poll lcq status --output json instead"
+        )
     conn = open_redis(redis_url, required=False)
     if conn is None:
         click.echo(
