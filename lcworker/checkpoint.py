@@ -46,7 +46,7 @@ from .errors import (
     SearchNotFoundError,
     UnsafePathError,
 )
-from .models import SearchMeta
+from .models import SearchMeta, SliceProgress
 
 logger = logging.getLogger(__name__)
 
@@ -596,25 +596,39 @@ class Checkpoint:
             self.path, start=start, end=start + offsets[index], first_line=first_line
         )
 
-    def assemble(self, meta: SearchMeta) -> None:
+    def assemble(self, meta: SearchMeta) -> list[tuple[int, int, int]] | None:
         """Copy the committed part of each part file, in slice order, into PATH.
 
         The data file is truncated to zero first, so re-running after a crash
         gives the same file. A search with one slice writes PATH directly and
-        this does nothing.
+        this does nothing. With ``meta.limit`` set, only the first ``limit``
+        events in slice order are kept: whole parts are copied byte for byte,
+        the part that crosses the limit is copied line by line up to the cut,
+        and later parts are left out. Returns (bytes, results, events) that
+        each slice contributed to PATH, for the caller to commit.
         """
         if not meta.parallel:
-            return
+            return None
         try:
             target = os.open(self.path, _WRITE_FLAGS)
         except OSError as exc:
             raise self._open_error(self.path, exc) from exc
+        written: list[tuple[int, int, int]] = []
         try:
             _require_regular(target, self.path)
             try:
                 os.ftruncate(target, 0)
+                taken = 0
                 for progress in meta.slices:
-                    self._copy_committed(progress.index, progress.offset, target)
+                    room = None if meta.limit is None else meta.limit - taken
+                    if room is None or progress.events <= room:
+                        self._copy_committed(progress.index, progress.offset, target)
+                        written.append(
+                            (progress.offset, progress.results, progress.events)
+                        )
+                    else:
+                        written.append(self._copy_trimmed(progress, room, target))
+                    taken += written[-1][2]
                 os.fsync(target)
             except OSError as exc:
                 _truncate_quietly(target, self.path, 0)
@@ -622,6 +636,29 @@ class Checkpoint:
         finally:
             os.close(target)
         logger.info("assembled %d parts into %s", len(meta.slices), self.path)
+        return written
+
+    def _copy_trimmed(
+        self, progress: SliceProgress, room: int, target: int
+    ) -> tuple[int, int, int]:
+        """Write the results of one part up to ``room`` events; return its counts."""
+        size = results = events = 0
+        if room <= 0:
+            return size, results, events
+        path = self.slice_file(progress.index)
+        for result in iter_jsonl(path, end=progress.offset):
+            if result.get("type") == "events":
+                rows = result.get("rows") or []
+                if len(rows) > room - events:
+                    result = dict(result, rows=rows[: room - events])
+                events += len(result.get("rows") or [])
+            line = _encode_line(result)
+            _write_all(target, line)
+            size += len(line)
+            results += 1
+            if events >= room:
+                break
+        return size, results, events
 
     def _copy_committed(self, index: int, committed: int, target: int) -> None:
         path = self.slice_file(index)

@@ -45,6 +45,7 @@ from .client import PageResult, SearchClient
 from .errors import (
     ApiError,
     CheckpointError,
+    ConfigError,
     LcqError,
     RateLimitedError,
     SearchCanceledError,
@@ -128,6 +129,18 @@ def run_page(
     queue = Queue(job.origin, connection=conn)
     settings = JobSettings.from_env()
     checkpoint = Checkpoint.open(checkpoint_path)
+    if checkpoint.meta.search_id != search_id:
+        # The path was reused by ``lcq submit --force`` for another search.
+        logger.info(
+            "job %s: checkpoint %s now holds search %s, not %s; nothing to do",
+            job.id,
+            checkpoint_path,
+            checkpoint.meta.search_id,
+            search_id,
+        )
+        return PageOutcome(
+            "skipped", search_id, slice_index, page, detail="checkpoint reused"
+        ).as_dict()
     runner = _PageRun(
         conn, queue, job, settings, checkpoint, search_id, slice_index, page
     )
@@ -254,6 +267,12 @@ class _PageRun:
             )
         except TransientApiError as exc:
             return self.retry_or_fail(exc)
+        except ConfigError as exc:
+            return self.fail(
+                f"the worker cannot call the API: {exc}",
+                hint="set LC_OID and LC_API_KEY in the worker's environment, then "
+                f"run {resume_command(meta)}",
+            )
         except (ApiError, CheckpointError) as exc:
             return self.fail(
                 str(exc), hint=f"fix the cause, then run {resume_command(meta)}"
@@ -466,8 +485,17 @@ class _PageRun:
             p.state = FAILED
             p.error = error
 
-        meta = update_slice(self.conn, self.checkpoint, self.index, mark)
-        self.state.mirror(meta, self.path)
+        try:
+            meta = update_slice(self.conn, self.checkpoint, self.index, mark)
+            self.state.mirror(meta, self.path)
+        except CheckpointError:
+            # A full disk can fail the metadata write as well. meta.json then
+            # keeps the last commit, and Redis alone records the failure.
+            logger.exception("job %s: could not record the failure", self.job.id)
+            self.state.set_slice_fields(
+                self.search_id, self.index, state=FAILED, error=error
+            )
+            self.state.set_fields(self.search_id, state=FAILED, error=error)
         logger.error("job %s: search %s failed: %s", self.job.id, self.search_id, error)
         return self.outcome("failed", detail=error)
 
@@ -546,18 +574,26 @@ def finish_search(conn: redis.Redis, checkpoint: Checkpoint) -> SearchMeta:
     the committed parts, and the parts are removed only after ``meta.json``
     records ``assembled``.
     """
-    meta = checkpoint.load_meta()
-    if meta.parallel and not meta.assembled:
-        checkpoint.assemble(meta)
+    with RedisLock(conn, lock_key(checkpoint.meta.search_id, "finish"), 600):
+        meta = checkpoint.load_meta()
+        if meta.parallel and not meta.assembled:
+            written = checkpoint.assemble(meta) or []
 
-        def mark_assembled(m: SearchMeta) -> None:
-            m.assembled = True
+            def mark_assembled(m: SearchMeta) -> None:
+                # From now on offsets and counts describe each slice's share of
+                # the data file, which the limit may have cut short.
+                for progress, (size, results, events) in zip(
+                    m.slices, written, strict=True
+                ):
+                    progress.offset, progress.results = size, results
+                    progress.events = events
+                m.assembled = True
 
-        meta = update_slice(conn, checkpoint, 0, None, mark_assembled)
-    if meta.parallel and meta.assembled:
-        checkpoint.remove_parts()
-    else:
-        meta = update_slice(conn, checkpoint, 0, None)
+            meta = update_slice(conn, checkpoint, 0, None, mark_assembled)
+        if meta.parallel and meta.assembled:
+            checkpoint.remove_parts()
+        else:
+            meta = update_slice(conn, checkpoint, 0, None)
     SearchState(conn).mirror(meta, str(checkpoint.path))
     logger.info(
         "search %s completed: %s events in %s pages, data file %s",

@@ -161,6 +161,7 @@ class RedisLock:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out waiting for lock {self.key}")
             time.sleep(0.02)
+        self.start_heartbeat()
         return self
 
     def __exit__(self, *exc_info) -> None:
