@@ -1,8 +1,8 @@
 """Tests of ``lcq status`` output and of following searches until they end.
 
-Checkpoints are real files under tmp_path; the follow loop's ``sleep`` hook
-commits the next change to ``meta.json``, as a worker would between polls,
-and its clock is a counter, so no test waits on wall-clock time.
+Checkpoints are real files under tmp_path. The follow loop's ``sleep`` hook
+commits the next change to ``meta.json``, as a worker would between polls.
+Its clock is a counter, so no test waits on wall-clock time.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def test_follow_plain_one_line_per_change(tmp_path, lcq_home):
     script = Script(
         [
             lambda: commit_page(checkpoint, 0, 10),
-            lambda: None,  # a poll that sees no change prints nothing
+            lambda: None,  # a poll that finds no change prints nothing
             lambda: set_state(checkpoint, 0, "retrying", "HTTP 503; RQ re-runs it"),
             lambda: commit_page(checkpoint, 0, 20),
             lambda: commit_page(checkpoint, 0, 5, final=True),
