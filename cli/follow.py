@@ -1,9 +1,9 @@
 """Follow searches until they end: ``lcq submit --wait`` and ``lcq status --watch``.
 
-On a terminal it shows a live view that redraws in place: a progress bar per
-search, and per slice for a parallel search, with events, pages, rates, ETA,
-state and the last error, so retries, throttling and stalls show as they
-happen. On a non-terminal (a pipe, a CI log) it prints one plain line
+On a terminal it shows a live view that redraws in place. It has a progress
+bar per search, and per slice of a parallel search, with events, pages,
+rates, ETA, state and the last error, so retries, throttling and stalls show
+as they happen. On a non-terminal (a pipe, a CI log) it prints one plain line
 whenever a search or slice commits a page or changes state. Ctrl+C stops
 following and never cancels a search.
 """
@@ -33,7 +33,7 @@ _STOPPED = "stopped following; the search goes on in the workers (lcq status sho
 
 
 class _Poller:
-    """Reads status records, dropping to metadata files alone if Redis goes away."""
+    """Read status records, dropping to the metadata files alone if Redis fails."""
 
     def __init__(
         self, conn: redis.Redis | None, refs: list[str] | None, console: Console
@@ -55,6 +55,7 @@ class _Poller:
                 style="yellow",
                 markup=False,
                 highlight=False,
+                soft_wrap=True,
             )
             self.last, _ = searches.list_statuses(None, self.refs)
             return self.last
@@ -72,8 +73,8 @@ def _changed_lines(
     for record in records:
         search_key = (record["search_id"], None)
         parallel = len(record["slices"]) > 1
-        # A parallel search gets a search line only when its state changes;
-        # its pages are reported by the slice lines.
+        # A parallel search gets a search line only when its state changes,
+        # because the slice lines report its pages.
         if parallel:
             current = (record["state"],)
         else:
@@ -101,6 +102,8 @@ def _follow_plain(
     last: dict[tuple, tuple] = {}
     while True:
         records = poller.read()
+        if not records:
+            console.print("no searches to watch", markup=False, highlight=False)
         for line in _changed_lines(records, last):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         if _all_ended(records):
@@ -147,9 +150,9 @@ def follow(
     """Show progress until every search named in ``refs`` has ended.
 
     ``refs`` are search ids or checkpoint paths; None follows every known
-    search. Returns the last status records read. ``console``, ``clock`` and
-    ``sleep`` are for tests; the live view is used when ``console`` is a
-    terminal, the plain lines otherwise.
+    search. Returns the last status records read. The live view is drawn when
+    ``console`` is a terminal, plain lines otherwise. Tests inject ``console``,
+    ``clock`` and ``sleep``.
     """
     console = console or Console()
     poller = _Poller(conn, refs, console)

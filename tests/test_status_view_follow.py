@@ -11,6 +11,7 @@ import io
 import json
 import re
 
+import redis
 from click.testing import CliRunner
 from rich.console import Console
 
@@ -340,3 +341,21 @@ def test_follow_interrupt_leaves_search(tmp_path, lcq_home, capsys):
     assert records[0]["state"] == "queued"
     assert checkpoint.load_meta().state == "queued"
     assert "the search goes on" in capsys.readouterr().err
+
+
+def test_follow_redis_lost_uses_metadata(tmp_path, lcq_home):
+    checkpoint = make_checkpoint(tmp_path, "20240502-lost0001")
+    commit_page(checkpoint, 0, 4, final=True)
+    dead = redis.Redis.from_url(DEAD_REDIS, socket_connect_timeout=1)
+    console = plain_console()
+    records = follow(dead, None, console=console, sleep=Script([]))
+    lines = lines_of(console)
+    assert lines[0].startswith("note: Redis failed")
+    assert lines[1].startswith("20240502-lost0001 completed: page 1, 4 events")
+    assert records[0]["source"] == "metadata"
+
+
+def test_follow_nothing_to_watch(lcq_home):
+    console = plain_console()
+    assert follow(None, None, console=console, sleep=Script([])) == []
+    assert lines_of(console) == ["no searches to watch"]

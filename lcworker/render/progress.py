@@ -211,14 +211,14 @@ def status_table(
         table.add_row(*cells)
 
     parts: list[RenderableType] = [table]
-    shown = {c.name for c in columns}
-    if "error" not in shown:
+    visible = {c.name for c in columns}
+    if "error" not in visible:
         for record in records:
             if record["error"]:
                 parts.append(
                     Text(f"{record['search_id']}: {record['error']}", style="red")
                 )
-    hidden = [c.name for c in _COLUMNS if c.name not in shown]
+    hidden = [c.name for c in _COLUMNS if c.name not in visible]
     if hidden:
         if "error" in hidden:
             hidden.remove("error")
