@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
@@ -71,7 +72,15 @@ def token_suffix(token: str | None) -> str:
 
 
 def connect(url: str) -> redis.Redis:
-    """Open a connection with short timeouts, so a dead server fails fast."""
+    """Open a connection with short timeouts, so a dead server fails fast.
+
+    Raises ValueError for a URL redis-py cannot parse, and for a database
+    part that is not a whole number: redis-py would silently use db 0 there.
+    """
+    if url.startswith(("redis://", "rediss://")):
+        database = urlsplit(url).path.strip("/")
+        if database and not (database.isascii() and database.isdigit()):
+            raise ValueError(f"the database {database!r} is not a whole number")
     return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
 
 
