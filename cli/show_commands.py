@@ -13,13 +13,6 @@ from lcworker.models import COMPLETED
 from lcworker.render import CSV_SAMPLE_ROWS, TABLE_SAMPLE_ROWS, render_results
 from lcworker.render.stats import sum_stats
 
-try:
-    from lcworker.state import checkpoint_path_for
-except ImportError:
-    # Without the Redis state module only checkpoint paths can be shown.
-    checkpoint_path_for = None
-
-
 SHOW_HELP = f"""Print the committed results of a search.
 
 ID|PATH is a search ID or the path of a checkpoint's data file. Events are
@@ -164,12 +157,17 @@ def _resolve_path(target: str | None, checkpoint_path: str | None) -> str:
         raise click.UsageError("missing search ID or checkpoint PATH")
     if os.path.lexists(target) or os.sep in target or target.endswith(".jsonl"):
         return target
-    if checkpoint_path_for is None:
-        raise SearchNotFoundError(
-            f"cannot look up search id {target!r}: this lcq has no Redis state module",
-            hint="pass the data file instead: lcq show --checkpoint PATH",
-        )
-    path = checkpoint_path_for(target)
+    from lcworker import searches, settings
+
+    from .common import open_redis
+
+    # Redis is optional here: without it the checkpoint index is searched.
+    conn = open_redis(settings.redis_url(), required=False)
+    try:
+        path = searches.find_checkpoint_path(target, conn)
+    finally:
+        if conn is not None:
+            conn.close()
     if path is None:
         raise SearchNotFoundError(
             f"no search with id {target!r} and no file of that name",

@@ -39,6 +39,15 @@ MAX_TOKEN_LENGTH = 64 * 1024
 MAX_QUERY_LENGTH = 1024 * 1024
 #: A page carries one events result and at most a few facets or timeline ones.
 MAX_RESULTS_PER_PAGE = 8
+#: Longest search id; ids are letters, digits, "-" and "_".
+MAX_SEARCH_ID_LENGTH = 64
+
+
+def is_search_id(value: str) -> bool:
+    """Return whether ``value`` has the form of a search id."""
+    return 0 < len(value) <= MAX_SEARCH_ID_LENGTH and all(
+        c.isalnum() or c in "-_" for c in value
+    )
 
 
 @dataclass
@@ -197,7 +206,7 @@ class _Checker:
 
     def identifier(self, data: dict, name: str) -> str:
         value = self.string(data, name)
-        if len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value):
+        if not is_search_id(value):
             raise self.fail(name, f"{value!r:.60} is not a valid search id")
         return value
 

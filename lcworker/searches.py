@@ -42,6 +42,7 @@ from .models import (
     STREAMS,
     SearchMeta,
     SliceProgress,
+    is_search_id,
 )
 from .settings import JobSettings
 from .state import RedisLock, SearchState, lock_key, token_suffix
@@ -121,29 +122,41 @@ def split_range(start: int, end: int, parts: int) -> list[tuple[int, int]]:
 
 def resolve(ref: str, conn: redis.Redis | None = None) -> Checkpoint:
     """Open the checkpoint that a search id or a data file path names."""
+    if not ref.strip():
+        raise SearchNotFoundError(
+            f"invalid search id or checkpoint path {ref!r}: it is empty",
+            hint="run lcq status to list searches, or pass --checkpoint PATH",
+        )
     path = Path(ref)
     if os.path.lexists(path) or os.path.lexists(f"{path}.lcq") or os.sep in ref:
         return Checkpoint.open(path)
-    found = None
-    if conn is not None:
-        try:
-            found = SearchState(conn).checkpoint_path(ref)
-        except redis.RedisError:
-            found = None
-    if found is None:
-        for candidate in index.known_checkpoints():
-            try:
-                if Checkpoint.open(candidate).meta.search_id == ref:
-                    found = str(candidate)
-                    break
-            except Exception:  # noqa: BLE001 - an unreadable entry is not this search
-                continue
+    found = find_checkpoint_path(ref, conn)
     if found is None:
         raise SearchNotFoundError(
             f"no search or checkpoint named {ref!r}",
             hint="run lcq status to list searches, or pass --checkpoint PATH",
         )
     return Checkpoint.open(found)
+
+
+def find_checkpoint_path(search_id: str, conn: redis.Redis | None) -> str | None:
+    """Return the data file path of ``search_id`` from Redis, else from the index."""
+    if not is_search_id(search_id):
+        return None
+    if conn is not None:
+        try:
+            found = SearchState(conn).checkpoint_path(search_id)
+        except redis.RedisError:
+            found = None
+        if found is not None:
+            return found
+    for candidate in index.known_checkpoints():
+        try:
+            if Checkpoint.open(candidate).meta.search_id == search_id:
+                return str(candidate)
+        except Exception:  # noqa: BLE001 - an unreadable entry is not this search
+            continue
+    return None
 
 
 def describe_existing(path: str, meta: SearchMeta | None) -> CheckpointExistsError:
