@@ -76,8 +76,13 @@ class SubmitRequest:
             raise UsageError(
                 "invalid --query: empty", hint="give an LCQL query like '* | * | *'"
             )
-        if len(self.query.encode("utf-8", "surrogateescape")) > MAX_QUERY_LENGTH:
-            raise UsageError("invalid --query: longer than 1 MiB")
+        size = len(self.query.encode("utf-8", "surrogateescape"))
+        if size > MAX_QUERY_LENGTH:
+            raise UsageError(
+                f"invalid --query of {size} bytes: longer than the "
+                f"{MAX_QUERY_LENGTH} bytes (1 MiB) a query may take",
+                hint="shorten the query, for example by splitting it into searches",
+            )
         try:
             self.query.encode("utf-8")
         except UnicodeEncodeError:
@@ -86,7 +91,11 @@ class SubmitRequest:
                 hint="re-type the query; it contains undecodable bytes",
             ) from None
         if "\x00" in self.query:
-            raise UsageError("invalid --query: contains a NUL character")
+            raise UsageError(
+                "invalid --query: contains a NUL character",
+                hint="remove the NUL character from the query",
+            )
+        self._check_checkpoint_path()
         if self.start >= self.end:
             raise UsageError(
                 f"invalid range: --start {self.start} is not before --end {self.end}",
@@ -111,6 +120,24 @@ class SubmitRequest:
                 f"{self.end - self.start} s is too short to split",
                 hint="use fewer slices or a longer range",
             )
+
+    def _check_checkpoint_path(self) -> None:
+        if self.checkpoint is None:
+            return
+        if not self.checkpoint.strip():
+            raise UsageError(
+                f"invalid --checkpoint {self.checkpoint!r}: empty",
+                hint="give the path of a data file, or leave out --checkpoint",
+            )
+        try:
+            # meta.json stores the path as JSON text, which has no form for
+            # the undecodable bytes that Python keeps as lone surrogates.
+            self.checkpoint.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"invalid --checkpoint {self.checkpoint!r}: not valid UTF-8",
+                hint="choose a path made of UTF-8 text",
+            ) from None
 
 
 def split_range(start: int, end: int, parts: int) -> list[tuple[int, int]]:
