@@ -230,6 +230,8 @@ def submit(
     finally:
         client.close()
 
+    # Read before anything is written, so an invalid setting leaves no files.
+    settings = JobSettings.from_env()
     search_id = new_search_id()
     path = os.path.abspath(request.checkpoint or f"lcq-{search_id}.jsonl")
     if request.force:
@@ -260,7 +262,6 @@ def submit(
     SearchState(conn).mirror(checkpoint.meta, str(checkpoint.path))
     SearchState(conn).set_fields(search_id, queue=queue_name)
     queue = Queue(queue_name, connection=conn)
-    settings = JobSettings.from_env()
     for s in checkpoint.meta.slices:
         chain.enqueue_page(
             queue, search_id, s.index, 1, str(checkpoint.path), settings=settings
