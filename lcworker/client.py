@@ -238,7 +238,7 @@ class SearchClient:
         if not self.settings.oid:
             raise ConfigError(
                 "missing organization id: LC_OID is not set",
-                hint="set LC_OID to your LimaCharlie organization id or pass --oid",
+                hint="set LC_OID to your LimaCharlie organization id",
             )
         return self.settings.oid
 
@@ -421,6 +421,7 @@ class SearchClient:
             raise TransientApiError(
                 f"{what} failed with HTTP {status}: {_body_excerpt(response)}",
                 status=status,
+                hint="the service failed; try again later",
                 **context,
             )
 
@@ -443,6 +444,8 @@ class SearchClient:
             raise TransientApiError(
                 f"{what} returned a body that is not JSON: {_body_excerpt(response)}",
                 status=response.status_code,
+                hint="check that LCQ_API_URL points at the search API and not at "
+                "a proxy or web page, or try again later",
                 **context,
             ) from None
 
