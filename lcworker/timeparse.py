@@ -56,7 +56,10 @@ def parse_time(text: str, *, now: float | None = None, name: str = "time") -> in
         parsed = parsed.replace(tzinfo=UTC)
     seconds = int(parsed.timestamp())
     if not 0 <= seconds <= MAX_UNIX_SECONDS:
-        raise UsageError(f"invalid {name} {text!r}: outside the years 1970 to 2200")
+        raise UsageError(
+            f"invalid {name} {text!r}: outside the years 1970 to 2200",
+            hint="give a date between 1970 and 2200, such as 2024-05-01",
+        )
     return seconds
 
 
