@@ -820,10 +820,15 @@ def _copy_bytes(source: int, target: int, count: int) -> None:
 
 def _require_writable_folder(folder: Path) -> None:
     info = _lstat(folder)
-    if info is None or not stat.S_ISDIR(info.st_mode):
+    if info is None:
         raise CheckpointError(
             f"failed to create a checkpoint in {folder}: the folder does not exist",
             hint=f"create it (mkdir -p -- {_quoted(folder)}) or choose another path",
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(
+            f"failed to create a checkpoint in {folder}: it is a file, not a folder",
+            hint="choose a path inside a folder",
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CheckpointError(
