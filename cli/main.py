@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 
 import click
@@ -17,6 +18,8 @@ import redis
 
 from lcworker import __version__
 from lcworker.errors import LcqError
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 #: Command name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -77,6 +80,15 @@ def _command_path(ctx: click.Context | None) -> str:
     return ctx.command_path if ctx is not None else "lcq"
 
 
+def _echo_error(text: str) -> None:
+    """Print ``text`` on stderr as one line.
+
+    Messages can quote a server's error or body, which may hold line breaks;
+    joining the lines keeps the one-line-per-error rule.
+    """
+    click.echo(_LINE_BREAKS.sub(" ", text.strip()), err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every error into one line and an exit code."""
     try:
@@ -85,36 +97,31 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         where = _command_path(exc.ctx)
-        click.echo(
-            f"{where}: error: {exc.format_message()} (see '{where} --help')",
-            err=True,
-        )
+        _echo_error(f"{where}: error: {exc.format_message()} (see '{where} --help')")
         sys.exit(2)
     except click.Abort:
         click.echo("lcq: aborted", err=True)
         sys.exit(130)
     except LcqError as exc:
-        click.echo(f"lcq: error: {exc}", err=True)
+        _echo_error(f"lcq: error: {exc}")
         sys.exit(exc.exit_code)
     except redis.exceptions.AuthenticationError as exc:
-        click.echo(
+        _echo_error(
             f"lcq: error: Redis rejected the credentials ({exc}); "
-            "check the password in LCQ_REDIS_URL",
-            err=True,
+            "check the password in LCQ_REDIS_URL"
         )
         sys.exit(1)
     except redis.exceptions.ConnectionError as exc:
-        click.echo(
+        _echo_error(
             f"lcq: error: cannot reach Redis ({exc}); start it or set "
-            "LCQ_REDIS_URL to a running server",
-            err=True,
+            "LCQ_REDIS_URL to a running server"
         )
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("lcq: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"lcq: error: {exc.format_message()}", err=True)
+        _echo_error(f"lcq: error: {exc.format_message()}")
         sys.exit(exc.exit_code)
     sys.exit(0)
 
