@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import sys
 import time
 
 import click
 
 from lcworker import searches
 from lcworker.errors import UsageError
-from lcworker.models import COMPLETED, STREAMS
+from lcworker.models import COMPLETED, MAX_QUERY_LENGTH, STREAMS
 
 from .common import open_redis, redis_options, time_option
 from .follow import follow
@@ -25,8 +26,11 @@ def _next_commands(search_id: str, path: str) -> str:
 
 
 @click.command()
+@click.option("--query", "-q", help="LCQL query, e.g. '* | NEW_PROCESS | *'.")
 @click.option(
-    "--query", "-q", required=True, help="LCQL query, e.g. '* | NEW_PROCESS | *'."
+    "--query-file",
+    metavar="PATH",
+    help="Read the LCQL query from this UTF-8 file instead ('-' reads stdin).",
 )
 @click.option(
     "--start",
@@ -83,6 +87,7 @@ def _next_commands(search_id: str, path: str) -> str:
 @redis_options
 def submit(
     query,
+    query_file,
     start_text,
     end_text,
     stream,
@@ -96,6 +101,7 @@ def submit(
     queue_name,
 ):
     """Start a search: create its checkpoint and enqueue its first page."""
+    query = _query_text(query, query_file)
     now = time.time()
     start = time_option(start_text, "--start")
     end = time_option(end_text, "--end")
@@ -129,6 +135,44 @@ def submit(
         )
     if wait:
         follow(conn, [meta.data_path])
+
+
+def _query_text(query: str | None, query_file: str | None) -> str:
+    if query is not None and query_file is not None:
+        raise UsageError(
+            "give --query or --query-file, not both", hint="drop one of them"
+        )
+    if query_file is None:
+        if query is None:
+            raise UsageError(
+                "missing --query",
+                hint="give an LCQL query with --query or --query-file PATH",
+            )
+        return query
+    try:
+        if query_file == "-":
+            raw = sys.stdin.buffer.read(MAX_QUERY_LENGTH + 1)
+        else:
+            with open(query_file, "rb") as file:
+                raw = file.read(MAX_QUERY_LENGTH + 1)
+    except OSError as exc:
+        raise UsageError(
+            f"invalid --query-file {query_file!r}: {exc.strerror}",
+            hint="give the path of a readable file holding the query",
+        ) from None
+    if len(raw) > MAX_QUERY_LENGTH:
+        raise UsageError(
+            f"invalid --query-file {query_file!r}: longer than the "
+            f"{MAX_QUERY_LENGTH} bytes (1 MiB) a query may take",
+            hint="shorten the query, for example by splitting it into searches",
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"invalid --query-file {query_file!r}: byte {exc.start} is not UTF-8",
+            hint="save the query as UTF-8 text",
+        ) from None
 
 
 _RESUME_FORBIDDEN = ("query", "start", "end", "stream")
