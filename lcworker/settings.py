@@ -92,7 +92,10 @@ def _env_intervals(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
             hint=f"set {name} like 10,60,300 or unset it",
         ) from None
     if any(value < 0 for value in values):
-        raise ConfigError(f"invalid {name}={raw!r}: intervals must be >= 0")
+        raise ConfigError(
+            f"invalid {name}={raw!r}: intervals must be >= 0",
+            hint=f"set {name} like 10,60,300 or unset it",
+        )
     return values
 
 
