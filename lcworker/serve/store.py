@@ -19,6 +19,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import secrets
 import sqlite3
 import time
@@ -423,8 +424,9 @@ def count_where(
     """Count events by a SQL condition over the columns and ``body`` JSON.
 
     This reads the table with SQLite's own JSON functions (``json_extract``,
-    ``json_each``) and none of the LCQL evaluator, so tests can check the
-    service's results against an independent count.
+    ``json_each``, ``json_tree``) and none of the LCQL evaluator, so tests can
+    check the service's results against an independent count. ``X REGEXP P``
+    is available and runs Python's ``re.search(P, X)``.
     """
     sql = f"SELECT count(*) FROM events WHERE stream = ? AND ({where})"
     values: list[Any] = [stream, *params]
@@ -435,7 +437,12 @@ def count_where(
         sql += " AND ts < ?"
         values.append(end_ms)
     conn = connect(path)
+    conn.create_function("regexp", 2, _regexp, deterministic=True)
     try:
         return conn.execute(sql, values).fetchone()[0]
     finally:
         conn.close()
+
+
+def _regexp(pattern: str, value: Any) -> bool:
+    return value is not None and re.search(pattern, str(value)) is not None
