@@ -7,6 +7,7 @@ import time
 import click
 
 from lcworker.client import STREAMS, SearchClient
+from lcworker.errors import LcqError
 from lcworker.settings import ApiSettings
 from lcworker.timeparse import parse_time
 
@@ -36,9 +37,7 @@ def _parse_time(text: str | None, *, name: str, default: int, now: float) -> int
     help="Stream to search.",
 )
 @click.option("--oid", help="Organization id [default: $LC_OID].")
-@click.pass_context
 def validate(
-    ctx: click.Context,
     query: str,
     start: str | None,
     end: str | None,
@@ -66,8 +65,9 @@ def validate(
     with SearchClient(ApiSettings.from_env(oid=oid)) as client:
         result = client.validate(query, start_time, end_time, stream)
 
-    if result.valid:
-        click.echo("valid")
-        return
-    click.echo(f"invalid query: {result.error}", err=True)
-    ctx.exit(1)
+    if not result.valid:
+        raise LcqError(
+            f"invalid query: {result.error}",
+            hint="fix the query and run lcq validate again",
+        )
+    click.echo("valid")

@@ -644,8 +644,10 @@ class SearchClient:
                 accept=(400, 422),
                 json=body_sent,
             )
-            error = _error_text(body)
             response = body if isinstance(body, dict) else {}
+            error = _error_text(response)
+            if error is None and response.get("valid") is False:
+                error = "the server reported the query as invalid without a reason"
             return ValidationResult(valid=error is None, error=error, response=response)
 
         tracker = _PageTracker(self, page=None)

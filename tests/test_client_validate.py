@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from cli.main import main
+from lcworker.serve.generate import DEFAULT_OID
+from tests.support.serve import start_serve
+
+API_KEY = "validate-test-key"
 
 
 @pytest.fixture(autouse=True)
@@ -12,7 +20,7 @@ def loopback_api(monkeypatch):
     # A loopback port nothing listens on: usage errors must fail before HTTP.
     monkeypatch.setenv("LCQ_API_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("LC_OID", "org-1")
-    monkeypatch.setenv("LC_API_KEY", "validate-test-key")
+    monkeypatch.setenv("LC_API_KEY", API_KEY)
     monkeypatch.delenv("LCQ_SEARCH_URL", raising=False)
 
 
@@ -60,3 +68,33 @@ def test_validate_missing_oid_exit_2(capsys, monkeypatch):
     code, _, err = run(capsys, "--query", "q")
     assert code == 2
     assert "LC_OID" in err
+
+
+@pytest.mark.integration
+def test_validate_against_serve():
+    with start_serve("--generate", "100", "--seed", "3") as server:
+        valid = run_cli(server, "--query", "* | * | *", "--start", "2024-01-01")
+        invalid = run_cli(server, "--query", "* | * | event/FILE_PATH ==")
+    assert valid.returncode == 0
+    assert valid.stdout.strip() == "valid"
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith("lcq: error: invalid query: ")
+    assert "Traceback" not in invalid.stderr
+    assert API_KEY not in invalid.stderr
+
+
+def run_cli(server, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "LCQ_API_URL": server.url,
+        "LC_OID": DEFAULT_OID,
+        "LC_API_KEY": API_KEY,
+    }
+    env.pop("LCQ_SEARCH_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "validate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
