@@ -186,7 +186,8 @@ class SearchClient:
 
     ``sleep`` is used for every wait (backoff and poll intervals), so tests
     can record the delays instead of waiting. ``min_poll_interval`` overrides
-    ``MIN_POLL_INTERVAL``.
+    ``MIN_POLL_INTERVAL``, as does a ``min_poll_interval`` attribute of the
+    settings when the argument is not given.
     """
 
     def __init__(
@@ -196,7 +197,7 @@ class SearchClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_progress: Callable[[ProgressEvent], None] | None = None,
-        min_poll_interval: float = MIN_POLL_INTERVAL,
+        min_poll_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -206,7 +207,11 @@ class SearchClient:
         self._sleep = sleep
         self._clock = clock
         self._on_progress = on_progress
-        self.min_poll_interval = min_poll_interval
+        if min_poll_interval is None:
+            min_poll_interval = getattr(settings, "min_poll_interval", None)
+        self.min_poll_interval = (
+            MIN_POLL_INTERVAL if min_poll_interval is None else min_poll_interval
+        )
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._jwt: str | None = None
         self._search_base: str | None = None

@@ -18,11 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from lcworker.client import SearchClient
+from lcworker.client import MAX_RECOVERIES, SearchClient
 from lcworker.errors import (
     ApiError,
     AuthError,
     PermanentApiError,
+    QueryNotFoundError,
     RateLimitedError,
     SearchCanceledError,
     SearchEngineError,
@@ -329,3 +330,29 @@ def test_start_body_error_not_retried(fake, client):
     with pytest.raises(SearchEngineError, match="unknown field"):
         client.start("event_type = X", 1, 2, "event")
     assert len(fake.paths("POST", "/v1/search")) == 1
+
+
+def test_lost_query_gives_up_after_recoveries(fake, client):
+    fake.script[("GET", "/v1/search/q-1")].extend(
+        [(404, {"error": "query not found"}, {})] * (MAX_RECOVERIES + 1)
+    )
+    with pytest.raises(QueryNotFoundError, match="still not found"):
+        poll(client)
+    assert len(fake.paths("POST", "/v1/search")) == MAX_RECOVERIES
+
+
+def test_wait_lines_rate_limited(fake, caplog):
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += 4.0
+
+    pending = {"completed": False, "nextPollInMs": 4000}
+    fake.script[("GET", "/v1/search/q-1")].extend([(200, pending, {})] * 5)
+    settings = ApiSettings.from_env(oid=OID, api_key=API_KEY)
+    with SearchClient(settings, sleep=sleep, clock=lambda: now[0]) as client:
+        poll(client)
+    waits = [r for r in caplog.records if r.getMessage().startswith("waiting for")]
+    info = [r for r in waits if r.levelno == logging.INFO]
+    assert len(waits) == 5
+    assert len(info) == 2
