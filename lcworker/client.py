@@ -35,6 +35,7 @@ from .errors import (
     TokenRejectedError,
     TransientApiError,
 )
+from .models import STREAMS
 from .retry import Backoff, call_with_retry
 from .settings import ApiSettings
 
@@ -55,10 +56,10 @@ TOKEN_SUFFIX_LENGTH = 8
 #: Characters of an unexpected response body quoted in an error message.
 BODY_EXCERPT_LENGTH = 200
 
-STREAMS = ("event", "detect", "audit")
-
 # Error messages of the search service that mean the query id is gone (the
 # fix is a fresh query) or that the token is bad (no fix but starting over).
+# NOTE: the patterns match lcq serve's messages ("query not found", "invalid
+# token") and common variants; LimaCharlie's own texts were not checked.
 _UNKNOWN_QUERY = re.compile(
     r"unknown query|query(?: id)? (?:\S+ )?(?:not found|expired|does not exist)"
     r"|no such query",
@@ -160,6 +161,13 @@ def parse_retry_after(value: str | None) -> float:
         if when is not None and when.tzinfo is not None:
             return max(0.0, when.timestamp() - time.time())
     return DEFAULT_RETRY_AFTER
+
+
+def _host_of(url: str) -> str:
+    """Return ``host[:port]`` of a URL, without any user name or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def _body_excerpt(response: requests.Response) -> str:
@@ -268,11 +276,11 @@ class SearchClient:
     @property
     def _host(self) -> str | None:
         base = self._search_base or self.settings.search_url or self.settings.api_url
-        return urlsplit(base).netloc or base
+        return _host_of(base)
 
     def _fetch_jwt(self) -> str:
         url = self.settings.jwt_url
-        host = urlsplit(url).netloc
+        host = _host_of(url)
         context = {"host": host, "oid": self.oid}
         form = {"oid": self.oid, "secret": self._api_key()}
         response = self._send("POST", url, host=host, data=form)
@@ -284,8 +292,13 @@ class SearchClient:
                 hint="check LC_API_KEY and LC_OID",
                 **context,
             )
-        self._raise_for_status(response, what="JWT request", context=context)
-        body = self._json_body(response, what="JWT request", context=context)
+        # Bodies of the JWT service are never quoted: one may carry a JWT.
+        self._raise_for_status(
+            response, what="JWT request", context=context, quote_body=False
+        )
+        body = self._json_body(
+            response, what="JWT request", context=context, quote_body=False
+        )
         jwt = body.get("jwt") if isinstance(body, dict) else None
         if not isinstance(jwt, str) or not jwt:
             raise PermanentApiError(
@@ -306,7 +319,7 @@ class SearchClient:
         if not isinstance(search, str) or not search.strip():
             raise PermanentApiError(
                 "the org URL lookup returned no search host",
-                host=urlsplit(url).netloc,
+                host=_host_of(url),
                 oid=self.oid,
                 hint="set LCQ_SEARCH_URL to the search host to skip the lookup",
             )
@@ -368,7 +381,7 @@ class SearchClient:
         ``poll`` marks a poll, whose 4xx errors may name a lost query or a
         rejected token. A 2xx JSON body with an ``error`` is returned as it is.
         """
-        host = urlsplit(url).netloc
+        host = _host_of(url)
         context = {"query_id": query_id, "host": host, "oid": self.oid}
         if self._jwt is None:
             self._jwt = self._fetch_jwt()
@@ -410,9 +423,11 @@ class SearchClient:
         what: str,
         context: dict,
         poll: bool = False,
+        quote_body: bool = True,
     ) -> None:
         """Raise the error class for an error status; return on 1xx-3xx."""
         status = response.status_code
+        excerpt = _body_excerpt(response) if quote_body else "body not shown"
         if status < 400:
             return
         if status == 429:
@@ -424,13 +439,13 @@ class SearchClient:
             )
         if status >= 500:
             raise TransientApiError(
-                f"{what} failed with HTTP {status}: {_body_excerpt(response)}",
+                f"{what} failed with HTTP {status}: {excerpt}",
                 status=status,
                 hint="the service failed; try again later",
                 **context,
             )
 
-        error = _error_text(_maybe_json(response)) or _body_excerpt(response)
+        error = _error_text(_maybe_json(response)) or excerpt
         if poll and status in (400, 404, 410):
             raise _classify_poll_error(error, status=status, context=context)
         error_class = AuthError if status in (401, 403) else PermanentApiError
@@ -439,15 +454,21 @@ class SearchClient:
         )
 
     def _json_body(
-        self, response: requests.Response, *, what: str, context: dict
+        self,
+        response: requests.Response,
+        *,
+        what: str,
+        context: dict,
+        quote_body: bool = True,
     ) -> Any:
         try:
             return response.json()
         except ValueError:
             # A 2xx that is not JSON is a proxy page or a body cut short;
             # both are worth a retry.
+            excerpt = _body_excerpt(response) if quote_body else "body not shown"
             raise TransientApiError(
-                f"{what} returned a body that is not JSON: {_body_excerpt(response)}",
+                f"{what} returned a body that is not JSON: {excerpt}",
                 status=response.status_code,
                 hint="check that LCQ_API_URL points at the search API and not at "
                 "a proxy or web page, or try again later",

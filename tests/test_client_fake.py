@@ -356,3 +356,24 @@ def test_wait_lines_rate_limited(fake, caplog):
     info = [r for r in waits if r.levelno == logging.INFO]
     assert len(waits) == 5
     assert len(info) == 2
+
+
+def test_jwt_text_body_not_quoted(fake, client):
+    fake.script[("POST", "/jwt")].extend([(200, "jwt-in-plain-text", {})] * 4)
+    with pytest.raises(TransientApiError) as caught:
+        client.start("event_type = X", 1, 2, "event")
+    assert "jwt-in-plain-text" not in str(caught.value)
+
+
+def test_error_host_drops_user_info(monkeypatch, slept):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("LCQ_API_URL", f"http://user:pw-secret@127.0.0.1:{port}")
+    settings = ApiSettings.from_env(oid=OID, api_key=API_KEY)
+    client = SearchClient(settings, sleep=slept.append)
+    with pytest.raises(TransientApiError) as caught:
+        client.start("event_type = X", 1, 2, "event")
+    client.close()
+    assert caught.value.host == f"127.0.0.1:{port}"
+    assert "pw-secret" not in str(caught.value)
