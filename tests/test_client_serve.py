@@ -186,12 +186,14 @@ def test_progress_events_in_order(recorder, monkeypatch):
 
 
 def test_stale_jwt_refreshed_once(recorder, monkeypatch):
-    args = (*DATA_ARGS, "--require-auth", "--api-key", API_KEY, "--jwt-ttl", "1")
+    args = (*DATA_ARGS, "--require-auth", "--api-key", API_KEY, "--jwt-ttl", "2")
     with start_serve(*args) as server:
         client = make_client(server, recorder, monkeypatch)
         first = poll(client, None, None)
-        # The service signs whole seconds and rejects a JWT once exp < now.
-        time.sleep(2.1)
+        # The service sets exp to the whole second of issue plus the TTL, so
+        # a JWT lives between TTL - 1 and TTL seconds: with a TTL of 2 the
+        # first one is stale after 3 s and the refreshed one lasts over 1 s.
+        time.sleep(3.1)
         second = poll(client, first.query_id, first.next_token)
         requests = server.stats()["requests"]
     assert client.jwt_fetches == 2
