@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
 import sys
 
@@ -123,6 +124,17 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _echo_error(f"lcq: error: {exc.format_message()}")
         sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:
+        # A bug, not a user error: one line by default, the traceback on request.
+        if os.environ.get("LCQ_DEBUG"):
+            raise
+        _echo_error(
+            f"lcq: internal error: {type(exc).__name__}: {exc}; rerun with "
+            "LCQ_DEBUG=1 for the traceback and report it"
+        )
+        sys.exit(1)
     sys.exit(0)
 
 
