@@ -480,7 +480,8 @@ class SearchClient:
     def _search_body(self, query: str, start: int, end: int, stream: str) -> dict:
         if stream not in STREAMS:
             raise ConfigError(
-                f"invalid stream {stream!r}: expected one of {', '.join(STREAMS)}"
+                f"invalid stream {stream!r}: expected one of {', '.join(STREAMS)}",
+                hint="pass --stream event, detect or audit",
             )
         return {
             "oid": self.oid,
