@@ -18,7 +18,9 @@ any value the path reaches satisfies it; the negated operators (``!=``,
 they also hold when the path reaches no value.
 
 Double-quoted literals and bare words compare case-insensitively, single-quoted
-literals case-sensitively. When both sides read as numbers, ``==`` and the
+literals case-sensitively. Inside quotes a backslash escapes only the quote
+character itself; every other backslash is literal, so ``'C:\\Windows'`` is a
+path as written. When both sides read as numbers, ``==`` and the
 ordering operators compare numbers, so ``EventID == "4663"`` matches 4663.
 """
 
@@ -93,7 +95,9 @@ def tokenize(query: str) -> list[Token]:
             i += 1
             chars: list[str] = []
             while i < length and query[i] != char:
-                if query[i] == "\\" and i + 1 < length and query[i + 1] in "\"'\\":
+                # Only the enclosing quote is escaped, so Windows paths and
+                # regular expressions keep their backslashes as written.
+                if query[i] == "\\" and i + 1 < length and query[i + 1] == char:
                     i += 1
                 chars.append(query[i])
                 i += 1
