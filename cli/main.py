@@ -93,7 +93,8 @@ def _echo_error(text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every error into one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="lcq", standalone_mode=False)
+        # Without standalone mode, click returns the code of ctx.exit(n).
+        code = cli.main(args=argv, prog_name="lcq", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             "LCQ_DEBUG=1 for the traceback and report it"
         )
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

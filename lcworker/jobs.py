@@ -71,6 +71,8 @@ from .state import RedisLock, SearchState, lock_key, token_suffix
 logger = logging.getLogger(__name__)
 
 
+#: Seconds a page job waits for its slice lock before it defers itself.
+LOCK_WAIT = 2.0
 #: Seconds the meta lock lives; a commit holds it for milliseconds.
 META_LOCK_TTL = 10.0
 
@@ -176,20 +178,27 @@ class _PageRun:
         return PageOutcome(action, self.search_id, self.index, self.page, **fields)
 
     def run(self) -> PageOutcome:
-        # Step 1: lock the slice.
+        # Step 1: lock the slice. The previous page's job releases the lock
+        # just before it enqueues this one, so a short wait covers the hand-over.
         lock = RedisLock(
             self.conn, lock_key(self.search_id, self.index), self.settings.lock_ttl
         )
-        if not lock.acquire():
+        if not lock.acquire(wait=LOCK_WAIT):
             return self.defer_until_unlocked(lock)
         try:
             with _file_lock(self.checkpoint.sidecar / f"slice-{self.index}.lock") as ok:
                 if not ok:
                     return self.defer_until_unlocked(lock)
                 lock.start_heartbeat()
-                return self.run_locked(lock)
+                outcome = self.run_locked(lock)
         finally:
             lock.release()
+        # The rest of step 5 needs no lock: enqueueing is idempotent (unique job
+        # ids), and a crash here leaves a committed page for the watchdog or
+        # ``lcq resume`` to carry on from.
+        if outcome.action == "committed":
+            self.after_commit(outcome)
+        return outcome
 
     def run_locked(self, lock: RedisLock) -> PageOutcome:
         # Step 2: reconcile with meta.json.
@@ -302,6 +311,7 @@ class _PageRun:
             end=progress.end,
             stream=meta.stream,
             before_poll=before_poll,
+            page=self.page,
         )
 
     def commit(
@@ -343,13 +353,20 @@ class _PageRun:
             token_suffix(result.next_token),
         )
 
-        next_job = None
         if slice_done:
             client.cancel(result.query_id)
-            if meta.state == COMPLETED or all(s.done for s in meta.slices):
+        return self.outcome(
+            "committed", events=events, detail="slice done" if slice_done else ""
+        )
+
+    def after_commit(self, outcome: PageOutcome) -> None:
+        """Enqueue the next page, or finish the search when every slice is done."""
+        if outcome.detail == "slice done":
+            meta = self.checkpoint.load_meta()
+            if meta.state != COMPLETED and all(s.done for s in meta.slices):
                 finish_search(self.conn, self.checkpoint)
         else:
-            next_job = chain.enqueue_page(
+            outcome.next_job = chain.enqueue_page(
                 self.queue,
                 self.search_id,
                 self.index,
@@ -358,7 +375,6 @@ class _PageRun:
                 settings=self.settings,
             )
         fault_point("after_enqueue", page=self.page, slice_index=self.index)
-        return self.outcome("committed", events=events, next_job=next_job)
 
     def repair_after_commit(
         self, meta: SearchMeta, progress: SliceProgress
@@ -391,9 +407,15 @@ class _PageRun:
 
     def defer_until_unlocked(self, lock: RedisLock) -> PageOutcome:
         """Run this page again once the copy that holds the lock is done or dead."""
-        remaining_ms = self.conn.pttl(lock.key)
-        delay = max(remaining_ms / 1000 if remaining_ms > 0 else 0, 1.0)
+        # Back off 1, 2, 4 ... s by deferral count, but never past the lock's
+        # expiry: a live holder finishes soon, a dead one's lock expires.
         job_id = chain.deferred_job_id(self.job.id)
+        deferrals = int(job_id.rpartition("-d")[2])
+        remaining_ms = self.conn.pttl(lock.key)
+        delay = min(2.0 ** (deferrals - 1), self.settings.lock_ttl)
+        if remaining_ms > 0:
+            delay = min(delay, remaining_ms / 1000)
+        delay = max(delay, 1.0)
         chain.enqueue_page(
             self.queue,
             self.search_id,

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from .errors import StateError
 from .models import SearchMeta
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,16 @@ class RedisLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock, retrying for up to ``wait`` seconds; return success."""
+        deadline = time.monotonic() + wait
+        while not self._try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _try_acquire(self) -> bool:
         if self.conn.set(self.key, self.value, nx=True, px=self.ttl_ms):
             self._held = True
             return True
@@ -165,11 +175,11 @@ class RedisLock:
             self._thread = None
 
     def __enter__(self) -> RedisLock:
-        deadline = time.monotonic() + self.ttl_ms / 1000 + 5
-        while not self.acquire():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for lock {self.key}")
-            time.sleep(0.02)
+        if not self.acquire(wait=self.ttl_ms / 1000 + 5):
+            raise StateError(
+                f"timed out waiting for lock {self.key} held by {self.holder()}",
+                hint="another lcq process holds it; retry in a moment",
+            )
         self.start_heartbeat()
         return self
 

@@ -13,7 +13,9 @@ the chain goes on without a user typing ``lcq resume``. With plain
 from __future__ import annotations
 
 import logging
-import threading
+import multiprocessing
+import os
+import time
 
 import redis
 
@@ -44,26 +46,49 @@ def dead_slices(conn: redis.Redis, search_id: str, lock_ttl: float) -> list[int]
     return dead
 
 
-class Watchdog(threading.Thread):
-    """Daemon thread that resumes stalled searches on the given queues."""
+class Watchdog:
+    """Resumes stalled searches on the given queues, from a process of its own.
+
+    It must not be a thread of the worker: RQ's worker forks a work horse per
+    job, and a fork taken while a thread holds a lock (logging's, redis-py's
+    connection pool's) leaves that lock held forever in the child, which then
+    hangs. A process started with the "spawn" method shares nothing.
+    """
 
     def __init__(
         self, redis_url: str, queues: list[str], interval: float = DEFAULT_INTERVAL
     ) -> None:
-        super().__init__(name="lcq-watchdog", daemon=True)
         self.redis_url = redis_url
         self.queues = set(queues)
         self.interval = interval
-        self.stopped = threading.Event()
         self._suspects: set[tuple[str, int]] = set()
+        self._process = None
+
+    def start(self) -> None:
+        """Start the watchdog process; it exits when this process exits."""
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(
+            target=_watch,
+            args=(self.redis_url, sorted(self.queues), self.interval, os.getpid()),
+            name="lcq-watchdog",
+            daemon=True,
+        )
+        self._process.start()
 
     def stop(self) -> None:
-        self.stopped.set()
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=5)
+        self._process = None
 
-    def run(self) -> None:
+    def run_forever(self, parent_pid: int | None = None) -> None:
         conn = redis.Redis.from_url(self.redis_url, socket_timeout=30)
         lock_ttl = JobSettings.from_env().lock_ttl
-        while not self.stopped.wait(self.interval):
+        while True:
+            time.sleep(self.interval)
+            if parent_pid is not None and os.getppid() != parent_pid:
+                logger.info("watchdog: worker %s exited; stopping", parent_pid)
+                return
             try:
                 self.check(conn, lock_ttl)
             except redis.RedisError as exc:
@@ -98,3 +123,8 @@ class Watchdog(threading.Thread):
             repaired.append(search_id)
         self._suspects = suspects
         return repaired
+
+
+def _watch(redis_url: str, queues: list[str], interval: float, parent_pid: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    Watchdog(redis_url, queues, interval).run_forever(parent_pid)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from lcworker.processes import kill_tree
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -95,9 +97,9 @@ class WorkerProcess:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the worker and its work horse (they share a session)."""
+        """SIGKILL the worker, its work horse and its scheduler."""
         if self.alive():
-            os.killpg(self.process.pid, signal.SIGKILL)
+            kill_tree(self.process.pid)
         self.process.wait()
 
     def stop(self, timeout: float = 10) -> None:
