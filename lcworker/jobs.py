@@ -41,7 +41,7 @@ from rq import Queue, get_current_job
 
 from . import chain
 from .checkpoint import Checkpoint
-from .client import PageResult, SearchClient
+from .client import PageResult, ProgressEvent, SearchClient
 from .errors import (
     ApiError,
     CheckpointError,
@@ -66,7 +66,7 @@ from .models import (
     SliceProgress,
 )
 from .settings import ApiSettings, JobSettings
-from .state import RedisLock, SearchState, lock_key, token_suffix
+from .state import RedisLock, SearchState, lock_key, search_key, token_suffix
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,14 @@ def start_over_command(meta: SearchMeta) -> str:
 # --- the job ------------------------------------------------------------------
 
 
-def default_client() -> SearchClient:
+def default_client(
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> SearchClient:
     """Build a client from the worker's environment (LC_OID, LC_API_KEY, ...)."""
     settings = ApiSettings.from_env()
-    return SearchClient(settings, min_poll_interval=settings.min_poll_interval)
+    return SearchClient(
+        settings, min_poll_interval=settings.min_poll_interval, on_progress=on_progress
+    )
 
 
 def run_page(
@@ -228,7 +232,7 @@ class _PageRun:
             )
             return self.repair_after_commit(meta, progress)
 
-        client = default_client()
+        client = default_client(on_progress=self.report_progress)
         try:
             if client.oid != meta.oid:
                 return self.fail(
@@ -288,6 +292,29 @@ class _PageRun:
             )
         finally:
             client.close()
+
+    def report_progress(self, event: ProgressEvent) -> None:
+        """Mirror retries and recoveries to Redis, so lcq status shows them live."""
+        if event.kind == "retrying":
+            self.conn.hincrby(search_key(self.search_id), f"s{self.index}.retries", 1)
+            self.state.set_slice_fields(
+                self.search_id,
+                self.index,
+                state=RETRYING,
+                error=f"retry {event.attempt} of {event.attempts} in "
+                f"{event.delay or 0:.0f} s after: {event.error}",
+            )
+        elif event.kind == "recovered":
+            self.state.set_slice_fields(
+                self.search_id,
+                self.index,
+                state=RUNNING,
+                error=f"query expired; continued with fresh query {event.query_id}",
+            )
+        elif event.kind == "started":
+            self.state.set_slice_fields(
+                self.search_id, self.index, state=RUNNING, query_id=event.query_id
+            )
 
     def poll(
         self,

@@ -537,6 +537,8 @@ def _slice_status(
         "token": token_suffix(s.next_token),
         "error": error or stall_reason,
         "stats": s.stats,
+        "throttled_seconds": s.throttled_seconds,
+        "retries": int((live or {}).get(prefix + "retries") or 0),
     }
 
 

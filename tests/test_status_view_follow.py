@@ -53,6 +53,8 @@ SLICE_FIELDS = {
     "events",
     "results",
     "last_event_time",
+    "throttled_seconds",
+    "retries",
     "progress",
     "token",
     "error",
