@@ -15,12 +15,12 @@ import time
 from datetime import timedelta
 
 import redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from .settings import JobSettings
-from .state import SearchState, holder_is_dead, lock_key
+from .state import SearchState, holder_is_dead, lock_key, process_is_dead
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +151,25 @@ def slice_liveness(
             if holder_is_dead(holder.decode(errors="replace")):
                 return False, f"job {job_id} was running in a process that died"
             return True, f"job {job_id} is running"
+        if _worker_is_dead(conn, job.worker_name):
+            return False, f"job {job_id} was taken by a worker that died"
         started = job.started_at.timestamp() if job.started_at else 0.0
         if time.time() - started < min(2 * lock_ttl, STARTUP_GRACE):
             return True, f"job {job_id} has just started"
         return False, f"job {job_id} is marked started but its worker holds no lock"
     value = status.value if status else "unknown"
     return False, f"job {job_id} is {value}"
+
+
+def _worker_is_dead(conn: redis.Redis, worker_name: str | None) -> bool:
+    """Return True when RQ's record of ``worker_name`` names a dead local process."""
+    if not worker_name:
+        return False
+    key = Worker.redis_worker_namespace_prefix + worker_name
+    host, pid = conn.hmget(key, "hostname", "pid")
+    if host is None or pid is None:
+        return False
+    return process_is_dead(host.decode(), int(pid))
 
 
 def cancel_job(conn: redis.Redis, job_id: str) -> None:

@@ -191,10 +191,15 @@ def holder_is_dead(holder: str) -> bool:
     """Return True when ``holder`` names a process of this host that has exited."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
+    return pid_text.isdigit() and process_is_dead(host, int(pid_text))
+
+
+def process_is_dead(host: str | None, pid: int | None) -> bool:
+    """Return True for a process of this host that has exited.
+
+    A process on another host cannot be checked from here and counts as alive.
+    """
+    if host != socket.gethostname() or not pid or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
