@@ -10,7 +10,7 @@ import click
 from lcworker.errors import UsageError
 from lcworker.serve import faults as fault_kinds
 from lcworker.serve.generate import DEFAULT_OID, DEFAULT_START_TIME
-from lcworker.serve.runner import ServeOptions
+from lcworker.serve.runner import BindError, ServeOptions
 from lcworker.serve.runner import serve as run_serve
 from lcworker.serve.service import MAX_PAGE_SIZE, ServiceConfig
 from lcworker.serve.store import StoreError
@@ -109,21 +109,21 @@ def _configure_logging() -> None:
     type=click.IntRange(0),
     default=0,
     show_default=True,
-    help="Polls of each page answered 'completed: false' before the page.",
+    help="Polls of each page that return 'completed: false' before the page.",
 )
 @click.option(
     "--poll-interval-ms",
     type=click.IntRange(0),
     default=500,
     show_default=True,
-    help="nextPollInMs sent with a pending answer, in milliseconds.",
+    help="nextPollInMs of a 'completed: false' response, in milliseconds.",
 )
 @click.option(
     "--fault-rate",
     type=click.FloatRange(0.0, 1.0),
     default=0.0,
     show_default=True,
-    help="Share of starts and polls answered with a fault.",
+    help="Share of starts and polls that get a fault response.",
 )
 @click.option(
     "--faults",
@@ -232,9 +232,5 @@ def serve(
     )
     try:
         run_serve(options)
-    except StoreError as exc:
+    except (StoreError, BindError) as exc:
         raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port"
-        ) from None

@@ -153,3 +153,13 @@ def test_cancel_frees_query(server):
     response = poll_page(server, query_id)
     assert deleted.status_code == 200
     assert response.status_code == 404
+
+
+def test_server_kill_then_start():
+    with start_serve("--generate", "100") as server:
+        port = server.port
+        server.kill()
+        server.start()
+        run = run_search(server, search_body("* | *", START, END))
+    assert server.port == port
+    assert len(run.rows) == 100

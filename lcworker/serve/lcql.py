@@ -13,9 +13,9 @@ Paths start at the event record (``event/FILE_PATH``, ``routing/hostname``).
 A ``?`` segment matches any element of a list. A ``*`` segment matches any key
 or element at its level, and a trailing ``*`` matches every value at any depth
 below, so ``event/*`` searches all fields of the event. A comparison holds when
-any value the path reaches satisfies it; the negated operators (``!=``,
-``is not``, ``not contains``, ...) are the negation of the whole comparison, so
-they also hold when the path reaches no value.
+any value the path reaches satisfies it. The negated operators (``!=``,
+``is not``, ``not contains``, ...) negate the whole comparison, so they also
+hold when the path reaches no value.
 
 Double-quoted literals and bare words compare case-insensitively, single-quoted
 literals case-sensitively. Inside quotes a backslash escapes only the quote
@@ -57,6 +57,9 @@ UNSUPPORTED_WORDS = {
     "distinct",
     "having",
 }
+
+#: Symbolic operators and the comparison each one names.
+_OPERATORS = {"==": "eq", "!=": "eq", ">": "gt", "<": "lt", ">=": "ge", "<=": "le"}
 
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_]+$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -441,54 +444,20 @@ class _Parser:
 
     def parse_comparison(self) -> Comparison:
         path, path_token = self.parse_path()
-        negated = False
-        if self.is_word("not"):
-            self.advance()
-            negated = True
-        token = self.advance()
-        lowered = token.text.lower() if token.kind == "word" else None
-        if token.kind == "op":
-            op = {"==": "eq", "!=": "eq", ">": "gt", "<": "lt", ">=": "ge", "<=": "le"}
-            if negated:
-                raise self.fail(
-                    token,
-                    "'contains', 'starts with', 'ends with', "
-                    "'matches' or 'exists' after 'not'",
-                )
-            negated = token.text == "!="
-            name = op[token.text]
-        elif lowered == "is":
-            if self.is_word("not"):
-                self.advance()
-                negated = not negated
-            name = "eq"
-        elif lowered in ("contains", "matches", "exists"):
-            name = {"contains": "contains", "matches": "matches", "exists": "exists"}[
-                lowered
-            ]
-        elif lowered in ("starts", "ends"):
-            if not self.is_word("with"):
-                raise self.fail(self.peek(), f"'with' after '{token.text}'")
-            self.advance()
-            name = "starts" if lowered == "starts" else "ends"
-        else:
-            self.reject_unsupported(token)
-            raise self.fail(
-                token,
-                f"an operator after {path_token.text!r} (==, !=, is, contains, "
-                "starts with, ends with, matches, exists, >, <, >=, <=)",
-            )
+        name, negated, op_token = self.parse_operator(path_token)
         if name == "exists":
             return Comparison(path, "exists", None, negated)
+
         value = self.advance()
         if value.kind not in ("word", "string") or (
             value.kind == "word" and value.text.lower() in ("and", "or")
         ):
-            raise self.fail(value, f"a value after '{token.text}'")
+            raise self.fail(value, f"a value after '{op_token.text}'")
         case_sensitive = value.kind == "string" and value.case_sensitive
         literal = _make_literal(value.text, case_sensitive)
         if name in ("gt", "lt", "ge", "le") and literal.number is None:
-            raise self.fail(value, f"a number after '{token.text}'")
+            raise self.fail(value, f"a number after '{op_token.text}'")
+
         if name == "matches":
             flags = 0 if case_sensitive else re.IGNORECASE
             try:
@@ -500,6 +469,43 @@ class _Parser:
                 ) from None
             literal = Literal(value.text, case_sensitive, literal.number, pattern)
         return Comparison(path, name, literal, negated)
+
+    def parse_operator(self, path_token: Token) -> tuple[str, bool, Token]:
+        """Read an operator; return its name, whether it is negated, its token."""
+        negated = False
+        if self.is_word("not"):
+            self.advance()
+            negated = True
+        token = self.advance()
+        lowered = token.text.lower() if token.kind == "word" else None
+
+        if token.kind == "op":
+            if negated:
+                raise self.fail(
+                    token,
+                    "'contains', 'starts with', 'ends with', "
+                    "'matches' or 'exists' after 'not'",
+                )
+            return _OPERATORS[token.text], token.text == "!=", token
+        if lowered == "is":
+            if self.is_word("not"):
+                self.advance()
+                negated = not negated
+            return "eq", negated, token
+        if lowered in ("contains", "matches", "exists"):
+            return lowered, negated, token
+        if lowered in ("starts", "ends"):
+            if not self.is_word("with"):
+                raise self.fail(self.peek(), f"'with' after '{token.text}'")
+            self.advance()
+            return lowered, negated, token
+
+        self.reject_unsupported(token)
+        raise self.fail(
+            token,
+            f"an operator after {path_token.text!r} (==, !=, is, contains, "
+            "starts with, ends with, matches, exists, >, <, >=, <=)",
+        )
 
     def parse_projection(self) -> tuple[Projection, ...]:
         columns: list[Projection] = []
@@ -548,6 +554,8 @@ def parse(query: str) -> Query:
 
 def resolve(value: Any, path: tuple[str, ...]) -> Iterator[Any]:
     """Yield every value that ``path`` reaches from ``value``."""
+    # NOTE: the any-depth reading of a trailing ``*`` and the negation rule for
+    # missing fields are this service's choices; LimaCharlie may differ on them.
     if not path:
         yield value
         return

@@ -24,9 +24,13 @@ logger = logging.getLogger(__name__)
 LISTENING_PREFIX = "lcq serve: listening on "
 
 
+class BindError(Exception):
+    """Raised when the server cannot listen on the requested address."""
+
+
 @dataclass
 class ServeOptions:
-    """Everything ``lcq serve`` is told on its command line."""
+    """The options of ``lcq serve``, one field per command-line flag."""
 
     host: str = "127.0.0.1"
     port: int = 8765
@@ -72,7 +76,7 @@ def _store_spec(options: ServeOptions) -> dict | None:
 def open_server(options: ServeOptions) -> tuple[LocalSearchServer, str | None]:
     """Open the store and bind the server; return it and a temp db to delete.
 
-    Raises StoreError for a store that cannot be built and OSError for an
+    Raises StoreError for a store that cannot be built and BindError for an
     address that cannot be bound.
     """
     temporary = None
@@ -94,13 +98,19 @@ def open_server(options: ServeOptions) -> tuple[LocalSearchServer, str | None]:
         info = store.open_store(db, spec, processes=options.build_processes)
         service = SearchService(info, options.service)
         faults = FaultInjector(options.fault_rate, options.faults, options.seed)
-        server = LocalSearchServer(
-            (options.host, options.port),
-            service,
-            faults,
-            retry_after=options.retry_after,
-            stall_seconds=options.stall_seconds,
-        )
+        try:
+            server = LocalSearchServer(
+                (options.host, options.port),
+                service,
+                faults,
+                retry_after=options.retry_after,
+                stall_seconds=options.stall_seconds,
+            )
+        except OSError as exc:
+            raise BindError(
+                f"cannot listen on {options.host}:{options.port}: {exc.strerror}; "
+                "pick another --port, or 0 for a free one"
+            ) from None
     except BaseException:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)

@@ -135,9 +135,10 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
         token = (self.query_args.get("token") or [None])[0]
         kind, handler, args = self._route(method, path)
         status: int | str
+        error = None
         try:
             # The body is read before anything can fail, so a keep-alive
-            # connection never sees the rest of an unread body as a request.
+            # connection never parses the rest of an unread body as a request.
             self.raw_body = None
             self.raw_body = self._read_body()
             fault = None
@@ -153,6 +154,7 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
         except HttpError as exc:
             self._send_json(exc.status, {"error": exc.message}, exc.headers)
             status = exc.status
+            error = exc.message
         except (BrokenPipeError, ConnectionResetError):
             status = "aborted"
             self.close_connection = True
@@ -161,20 +163,34 @@ class SearchRequestHandler(BaseHTTPRequestHandler):
             self._send_json(500, {"error": "internal error in the local service"})
             status = 500
         self.server.service.record_request(kind, str(status))
-        logger.info(
-            "%s %s %s %.1fms token=%s",
-            method,
-            path,
-            status,
-            (time.monotonic() - started) * 1000,
-            token_suffix(token),
-        )
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if error is None:
+            logger.info(
+                "%s %s %s %.1fms token=%s",
+                method,
+                path,
+                status,
+                elapsed_ms,
+                token_suffix(token),
+            )
+        else:
+            logger.info(
+                "%s %s %s %.1fms token=%s error=%s",
+                method,
+                path,
+                status,
+                elapsed_ms,
+                token_suffix(token),
+                error,
+            )
 
     def _inject(self, fault: str, args: tuple) -> int | str:
         if fault == "reset":
             self._reset_connection()
             return "reset"
         if fault == "stall":
+            # The stalled request is never answered, so a client sees either
+            # its read timeout or, after the stall, a closed connection.
             time.sleep(self.server.stall_seconds)
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -58,7 +58,7 @@ class ServiceConfig:
 
 @dataclass
 class ActiveQuery:
-    """A started search: what it asks for and when it was last used."""
+    """A started search: its request fields and the time of its last use."""
 
     query_id: str
     oid: str
@@ -198,12 +198,14 @@ class SearchService:
             raise HttpError(400, "invalid body: expected a JSON object")
         oid = _require_text(body, "oid")
         text = _require_text(body, "query")
+
         start = _parse_time(body, "startTime")
         end = _parse_time(body, "endTime")
         if start > end:
             raise HttpError(
                 400, f"startTime {start} is after endTime {end}; swap or fix the range"
             )
+
         stream = body.get("stream", "event")
         if stream not in store.STREAMS:
             raise HttpError(
@@ -226,6 +228,7 @@ class SearchService:
                 f"invalid pageSize {page_size!r}: expected an integer from 1 to "
                 f"{MAX_PAGE_SIZE}",
             )
+
         try:
             parsed = lcql.parse(text)
         except lcql.LcqlError as exc:
@@ -261,6 +264,8 @@ class SearchService:
         }
 
     def start(self, body: Any, jwt_oid: str | None) -> dict:
+        # NOTE: the oid only binds the search to the JWT; every search reads
+        # the whole store, whatever routing/oid its events carry.
         fields = self.parse_start(body)
         self.check_org(jwt_oid, fields["oid"])
         query_id = secrets.token_hex(16)
@@ -381,6 +386,7 @@ class SearchService:
             )
             for event in events:
                 scanned += 1
+                # Bytes of the stored JSON text, not of LimaCharlie's storage.
                 scanned_bytes += len(event.body.encode())
                 last = (event.ts, event.id)
                 record = json.loads(event.body)

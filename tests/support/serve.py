@@ -161,7 +161,8 @@ def run_search(
 ) -> SearchRun:
     """Start a search and poll its pages, from ``token`` when given, to the end.
 
-    Pending answers are polled again at once; any other non-200 fails the test.
+    A page that is not completed yet is polled again at once, and any status
+    other than 200 fails the test.
     """
     run = SearchRun(start_search(server, body, headers))
     while max_pages is None or len(run.results) < max_pages:
