@@ -13,7 +13,7 @@ import redis
 
 from lcworker.checkpoint import Checkpoint
 from lcworker.searches import list_statuses
-from tests.support.serve import start_serve
+from tests.support.serve import ServeProcess, start_serve
 from tests.support.truth import checkpoint_rows, compare, sequential_rows
 from tests.support.workers import WorkerProcess, wait_for, worker_env
 
@@ -297,3 +297,109 @@ def test_otrf_dataset_counts(
             worker.stop()
     assert expected > 0
     assert len(checkpoint_rows(str(path))) == expected
+
+
+def test_worker_of_other_org_fails_page(
+    store, tmp_path, redis_url, queue_name, lcq_home
+):
+    db, _ = store
+    with start_serve("--page-size", "200", db=db) as service:
+        env = worker_env(
+            service.url,
+            LCQ_REDIS_URL=redis_url,
+            LCQ_QUEUE=queue_name,
+            LCQ_HOME=str(lcq_home),
+        )
+        path = tmp_path / "out.jsonl"
+        submit(env, path)
+        other = dict(env, LC_OID="another-org")
+        worker = WorkerProcess(redis_url, queue_name, other, burst=True)
+        try:
+            worker.wait(timeout=60)
+        finally:
+            worker.stop()
+        polls = service.stats()
+    meta = Checkpoint.open(path).load_meta()
+    assert meta.state == "failed"
+    assert "LC_OID another-org is not the search's org test-org" in meta.error
+    assert meta.pages == 0
+    assert "no query was sent" in meta.error
+    assert json.dumps(polls).count("another-org") == 0
+
+
+def test_rate_limited_pages_deferred(store, tmp_path, redis_url, queue_name, lcq_home):
+    db, truth = store
+    with start_serve(
+        "--page-size",
+        "200",
+        "--fault-rate",
+        "0.3",
+        "--faults",
+        "429",
+        "--retry-after",
+        "1",
+        "--seed",
+        "4",
+        db=db,
+    ) as service:
+        env = worker_env(
+            service.url,
+            LCQ_REDIS_URL=redis_url,
+            LCQ_QUEUE=queue_name,
+            LCQ_HOME=str(lcq_home),
+        )
+        path = tmp_path / "out.jsonl"
+        search_id = submit(env, path, "--limit", "2000")
+        worker = WorkerProcess(redis_url, queue_name, env, lcq=True)
+        try:
+            wait_completed(path)
+        finally:
+            worker.stop()
+        faults = service.stats()["faults"]
+    conn = redis.Redis.from_url(redis_url)
+    deferred = [k for k in conn.scan_iter(f"rq:job:lcq-{search_id}-0-*-d*")]
+    assert faults.get("429", 0) > 0
+    assert len(deferred) > 0
+    assert checkpoint_rows(str(path)) == truth[:2000]
+    assert Checkpoint.open(path).load_meta().slices[0].throttled_seconds > 0
+
+
+def test_retries_exhausted_then_resume(
+    store, tmp_path, redis_url, queue_name, lcq_home
+):
+    db, truth = store
+    service = ServeProcess(("--page-size", "200"), db=db).start()
+    worker = None
+    try:
+        env = worker_env(
+            service.url,
+            LCQ_REDIS_URL=redis_url,
+            LCQ_QUEUE=queue_name,
+            LCQ_HOME=str(lcq_home),
+            LCQ_POLL_RETRIES="1",
+            LCQ_JOB_RETRY_INTERVALS="1,1",
+        )
+        path = tmp_path / "out.jsonl"
+        search_id = submit(env, path)
+        worker = WorkerProcess(redis_url, queue_name, env, lcq=True)
+        wait_for(lambda: committed_pages(path) >= 5, 60, message="5 pages")
+        service.stop()
+
+        def failed():
+            return Checkpoint.open(path).load_meta().state == "failed"
+
+        wait_for(failed, 60, message="the search to fail")
+        meta = Checkpoint.open(path).load_meta()
+        assert f"lcq resume {search_id}" in meta.error
+        service.start()
+        env["LCQ_API_URL"] = service.url
+        run_lcq(["resume", search_id], env)
+        wait_completed(path)
+    finally:
+        if worker is not None:
+            worker.stop()
+        service.stop()
+    report = compare(checkpoint_rows(str(path)), truth)
+    assert report["duplicates"] == 0
+    assert report["missing"] == 0
+    assert report["same_order"] == 1
