@@ -443,6 +443,19 @@ class _PageRun:
         if remaining_ms > 0:
             delay = min(delay, remaining_ms / 1000)
         delay = max(delay, 1.0)
+        self.rerun_later(job_id, delay)
+        logger.info(
+            "job %s: slice %s is locked by %s; re-run as %s in %.1f s",
+            self.job.id,
+            self.index,
+            lock.holder(),
+            job_id,
+            delay,
+        )
+        return self.outcome("deferred", next_job=job_id, detail="slice locked")
+
+    def rerun_later(self, job_id: str, delay: float) -> None:
+        """Schedule this page again as ``job_id`` after ``delay`` seconds."""
         chain.enqueue_page(
             self.queue,
             self.search_id,
@@ -453,15 +466,6 @@ class _PageRun:
             delay=delay,
             job_id=job_id,
         )
-        logger.info(
-            "job %s: slice %s is locked by %s; re-run as %s in %.1f s",
-            self.job.id,
-            self.index,
-            lock.holder(),
-            job_id,
-            delay,
-        )
-        return self.outcome("deferred", next_job=job_id, detail="slice locked")
 
     def defer_throttled(
         self, meta: SearchMeta, progress: SliceProgress, exc: RateLimitedError
@@ -483,16 +487,7 @@ class _PageRun:
         meta = update_slice(self.conn, self.checkpoint, self.index, throttle)
         self.state.mirror(meta, self.path)
         job_id = chain.deferred_job_id(self.job.id)
-        chain.enqueue_page(
-            self.queue,
-            self.search_id,
-            self.index,
-            self.page,
-            self.path,
-            settings=self.settings,
-            delay=delay,
-            job_id=job_id,
-        )
+        self.rerun_later(job_id, delay)
         logger.warning(
             "job %s: rate limited on page %s; re-run as %s in %.0f s",
             self.job.id,
