@@ -46,7 +46,6 @@ from .errors import (
     ApiError,
     CheckpointError,
     ConfigError,
-    LcqError,
     RateLimitedError,
     SearchCanceledError,
     StateError,
@@ -83,7 +82,7 @@ class LockLostError(StateError):
 
 @dataclass
 class PageOutcome:
-    """What one run of a page job did; RQ stores it as the job's result."""
+    """Outcome of one run of a page job, stored by RQ as the job's result."""
 
     action: str  # committed | skipped | deferred | failed | canceled
     search_id: str
@@ -717,6 +716,3 @@ def _add_stats(total: dict, page: dict) -> dict:
         if isinstance(value, int | float) and not isinstance(value, bool):
             summed[key] = summed.get(key, 0) + value
     return summed
-
-
-__all__ = ["run_page", "update_slice", "derive_state", "finish_search", "LcqError"]
