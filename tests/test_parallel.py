@@ -1,0 +1,269 @@
+"""Parallel time slices end to end: real Redis, real rq workers, real lcq serve.
+
+A search split into four slices must write exactly the events, in exactly the
+order, of one sequential pass over the whole range: slices in time order, each
+slice's pages in order.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from rq import Queue
+
+from lcworker.checkpoint import Checkpoint
+from lcworker.searches import split_range
+from tests.support.serve import start_serve
+from tests.support.truth import checkpoint_rows, compare, sequential_rows
+from tests.support.workers import REPO, WorkerProcess, wait_for, worker_env
+from tests.test_chain_integration import run_lcq, submit, wait_completed
+
+pytestmark = pytest.mark.integration
+
+START = 1_767_225_600
+SPAN = 86_400
+QUERY = "* | * | *"
+SLICES = 4
+PAGE_SIZE = 200
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A generated store of 10,000 events and its sequential ground truth."""
+    db = tmp_path_factory.mktemp("parallel-store") / "store.sqlite"
+    with start_serve(
+        "--generate",
+        "10000",
+        "--seed",
+        "23",
+        "--start-time",
+        str(START),
+        "--span-days",
+        "1",
+        "--page-size",
+        str(PAGE_SIZE),
+        db=db,
+    ) as service:
+        truth = sequential_rows(service.url, QUERY, START, START + SPAN)
+    return db, truth
+
+
+@pytest.fixture
+def service(store):
+    db, _ = store
+    with start_serve("--page-size", str(PAGE_SIZE), db=db) as running:
+        yield running
+
+
+@pytest.fixture
+def env(service, redis_url, queue_name, lcq_home):
+    return worker_env(
+        service.url,
+        LCQ_REDIS_URL=redis_url,
+        LCQ_QUEUE=queue_name,
+        LCQ_HOME=str(lcq_home),
+    )
+
+
+def submit_parallel(env, path, *extra: str) -> str:
+    return submit(env, path, "--parallel", str(SLICES), *extra)
+
+
+def assert_matches_truth(path, truth: list[dict]) -> None:
+    """Assert that the checkpoint holds every event of ``truth`` once, in order."""
+    report = compare(checkpoint_rows(str(path)), truth)
+    assert report["duplicates"] == 0
+    assert report["missing"] == 0
+    assert report["same_order"] == 1
+
+
+def slice_counts(truth: list[dict]) -> list[int]:
+    """Return how many events of ``truth`` fall in each of the four slices."""
+    counts = [0] * SLICES
+    edges = split_range(START, START + SPAN, SLICES)
+    for row in truth:
+        ts = row["routing"]["event_time"]
+        position = next(i for i, (_, end) in enumerate(edges) if ts < end * 1000)
+        counts[position] += 1
+    return counts
+
+
+def status_json(env, path) -> dict:
+    result = run_lcq(["status", "--output", "json", str(path)], env)
+    records = json.loads(result.stdout)
+    assert len(records) == 1
+    return records[0]
+
+
+def run_jobs(redis_url: str, queue_name: str, env, count: int) -> None:
+    """Run exactly ``count`` jobs in one burst SimpleWorker, then return."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "worker",
+            "-u",
+            redis_url,
+            "--burst",
+            "--max-jobs",
+            str(count),
+            "--worker-class",
+            "rq.SimpleWorker",
+            queue_name,
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def committed_pages(path) -> int:
+    return Checkpoint.open(path).load_meta().pages
+
+
+def test_four_slices_match_sequential(env, store, tmp_path, redis_url, queue_name):
+    _, truth = store
+    path = tmp_path / "out.jsonl"
+    submit_parallel(env, path)
+    workers = [
+        WorkerProcess(redis_url, queue_name, env, log_path=tmp_path / "w1.log"),
+        WorkerProcess(
+            redis_url, queue_name, env, simple=True, log_path=tmp_path / "w2.log"
+        ),
+    ]
+    try:
+        wait_completed(path)
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert len(truth) == 10_000
+    assert_matches_truth(path, truth)
+    meta = Checkpoint.open(path).load_meta()
+    assert meta.assembled
+    assert [s.events for s in meta.slices] == slice_counts(truth)
+    assert not list((tmp_path / "out.jsonl.lcq").glob("part-*"))
+
+
+@pytest.mark.parametrize(
+    "fault_points",
+    [
+        pytest.param("", id="sigkill-only"),
+        pytest.param("after_append:3:1,after_meta_commit:4:2", id="and-fault-points"),
+    ],
+)
+def test_four_slices_survive_sigkill(
+    fault_points, env, store, tmp_path, redis_url, queue_name
+):
+    _, truth = store
+    path = tmp_path / "out.jsonl"
+    env = dict(env, LCQ_FAULT_POINTS=fault_points, LCQ_FAULT_STATE_DIR=str(tmp_path))
+    submit_parallel(env, path)
+    workers = [
+        WorkerProcess(
+            redis_url, queue_name, env, lcq=True, log_path=tmp_path / f"w{i}.log"
+        )
+        for i in range(2)
+    ]
+    rng = random.Random(7)
+    kill_at = rng.randint(8, 30)
+    try:
+        wait_for(lambda: committed_pages(path) >= kill_at, 60, message="pages")
+        time.sleep(rng.random() * 0.2)
+        workers[0].kill()
+        wait_completed(path)
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert_matches_truth(path, truth)
+    if fault_points:
+        assert len(list(tmp_path.glob("*.fired"))) == 2
+
+
+@pytest.mark.parametrize("where", ["inside-slice-2", "inside-slice-0"])
+def test_limit_exact_across_slices(where, env, store, tmp_path, redis_url, queue_name):
+    _, truth = store
+    counts = slice_counts(truth)
+    if where == "inside-slice-2":
+        limit = counts[0] + counts[1] + counts[2] // 2 + 7
+    else:
+        limit = counts[0] // 3
+    path = tmp_path / "out.jsonl"
+    submit_parallel(env, path, "--limit", str(limit))
+    worker = WorkerProcess(redis_url, queue_name, env, burst=True, simple=True)
+    try:
+        wait_completed(path)
+    finally:
+        worker.stop()
+    found = checkpoint_rows(str(path))
+    assert len(found) == limit
+    assert found == truth[:limit]
+    record = status_json(env, path)
+    assert record["events"] == limit
+    assert record["state"] == "completed"
+
+
+def test_status_shows_each_slice(env, store, tmp_path, redis_url, queue_name):
+    _, truth = store
+    path = tmp_path / "out.jsonl"
+    submit_parallel(env, path)
+    before = status_json(env, path)
+    assert before["state"] == "queued"
+    assert len(before["slices"]) == SLICES
+    edges = [(s["start"], s["end"]) for s in before["slices"]]
+    assert edges == split_range(START, START + SPAN, SLICES)
+
+    # The queue is FIFO: page 1 of every slice, then page 2 of slices 0 and 1.
+    run_jobs(redis_url, queue_name, env, SLICES + 2)
+    middle = status_json(env, path)
+    assert [s["page"] for s in middle["slices"]] == [2, 2, 1, 1]
+    assert [s["events"] for s in middle["slices"]] == [400, 400, 200, 200]
+    assert middle["pages"] == 6
+    assert middle["events"] == 1200
+    assert 0 < middle["progress"] < 100
+    assert all(0 < s["progress"] < 100 for s in middle["slices"])
+
+    worker = WorkerProcess(redis_url, queue_name, env, burst=True, simple=True)
+    try:
+        wait_completed(path)
+    finally:
+        worker.stop()
+    after = status_json(env, path)
+    assert after["state"] == "completed"
+    assert after["events"] == len(truth)
+    assert [s["events"] for s in after["slices"]] == slice_counts(truth)
+    assert [s["state"] for s in after["slices"]] == ["completed"] * SLICES
+    assert after["progress"] == 100
+
+
+def test_cancel_then_resume_parallel(env, store, tmp_path, redis_url, queue_name):
+    _, truth = store
+    path = tmp_path / "out.jsonl"
+    search_id = submit_parallel(env, path)
+    run_jobs(redis_url, queue_name, env, SLICES + 3)
+    result = run_lcq(["cancel", search_id], env)
+    assert "canceled after 7 pages" in result.stdout
+    conn = redis.Redis.from_url(redis_url)
+    assert Queue(queue_name, connection=conn).count == 0
+    canceled = status_json(env, path)
+    assert canceled["state"] == "canceled"
+    assert [s["state"] for s in canceled["slices"]] == ["canceled"] * SLICES
+
+    result = run_lcq(["resume", search_id], env)
+    assert result.stdout.count("enqueued lcq-") == SLICES
+    worker = WorkerProcess(
+        redis_url, queue_name, env, burst=True, simple=True, log_path=tmp_path / "w.log"
+    )
+    try:
+        wait_completed(path)
+    finally:
+        worker.stop()
+    assert_matches_truth(path, truth)
