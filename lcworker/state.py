@@ -24,6 +24,7 @@ import secrets
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -198,6 +199,10 @@ def process_is_dead(host: str | None, pid: int | None) -> bool:
     """Return True for a process of this host that has exited.
 
     A process on another host cannot be checked from here and counts as alive.
+    A zombie counts as dead: it has exited and only waits for its parent to
+    collect its status. A work horse whose worker was SIGKILLed with it is
+    handed to PID 1, and a PID 1 that never reaps (common in containers)
+    would otherwise keep the horse's slice lock "alive" until it expires.
     """
     if host != socket.gethostname() or not pid or pid == os.getpid():
         return False
@@ -207,7 +212,18 @@ def process_is_dead(host: str | None, pid: int | None) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Return True when ``/proc`` shows ``pid`` in state Z; False where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The command name in brackets may contain spaces; the state follows it.
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] == "Z"
 
 
 class SearchState:
