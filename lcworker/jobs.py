@@ -123,6 +123,49 @@ def default_client(
     )
 
 
+#: The client of this process's page jobs: (pid, settings, client).
+_job_client: tuple[int, ApiSettings, SearchClient] | None = None
+#: Progress callback of the page job now running, or None between jobs.
+_job_progress: Callable[[ProgressEvent], None] | None = None
+
+
+def job_client(on_progress: Callable[[ProgressEvent], None]) -> SearchClient:
+    """Return the client that page jobs in this process share.
+
+    A SimpleWorker runs every page job in one process. Reusing one client keeps
+    its JWT, search host and open connection from page to page, which saves
+    two HTTP requests and a TCP connect per page. The client fetches a new JWT
+    when the API returns 401. A forked work horse builds its own, so no socket
+    is shared across a fork, and new settings in the environment build a new
+    client.
+    """
+    global _job_client, _job_progress
+    _job_progress = on_progress
+    settings = ApiSettings.from_env()
+    pid = os.getpid()
+    if _job_client is None or _job_client[:2] != (pid, settings):
+        if _job_client is not None and _job_client[0] == pid:
+            _job_client[2].close()
+        client = SearchClient(
+            settings,
+            min_poll_interval=settings.min_poll_interval,
+            on_progress=_report_job_progress,
+        )
+        _job_client = (pid, settings, client)
+    return _job_client[2]
+
+
+def release_job_client() -> None:
+    """Stop sending the shared client's progress to the page job that ended."""
+    global _job_progress
+    _job_progress = None
+
+
+def _report_job_progress(event: ProgressEvent) -> None:
+    if _job_progress is not None:
+        _job_progress(event)
+
+
 def run_page(
     search_id: str, slice_index: int, page: int, checkpoint_path: str
 ) -> dict[str, Any]:
@@ -231,7 +274,7 @@ class _PageRun:
             )
             return self.repair_after_commit(meta, progress)
 
-        client = default_client(on_progress=self.report_progress)
+        client = job_client(self.report_progress)
         try:
             if client.oid != meta.oid:
                 return self.fail(
@@ -290,7 +333,8 @@ class _PageRun:
                 str(exc), hint=f"fix the cause, then run {resume_command(meta)}"
             )
         finally:
-            client.close()
+            # The client stays open for the next page job of this process.
+            release_job_client()
 
     def report_progress(self, event: ProgressEvent) -> None:
         """Mirror retries and recoveries to Redis, so lcq status shows them live."""
