@@ -11,10 +11,13 @@ import json
 import random
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
+import requests
 from rq import Queue
 
 from lcworker.checkpoint import Checkpoint
@@ -266,4 +269,108 @@ def test_cancel_then_resume_parallel(env, store, tmp_path, redis_url, queue_name
         wait_completed(path)
     finally:
         worker.stop()
+    assert_matches_truth(path, truth)
+
+
+class ThrottlingProxy:
+    """An HTTP proxy to lcq serve that answers 429 to every poll of slice 0.
+
+    Queries whose start time is the search's start are slice 0's. Their polls
+    get ``429`` with ``Retry-After: 1`` until ``release`` is set; every other
+    request is passed through unchanged.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.release = threading.Event()
+        self.throttled_ids: set[str] = set()
+        self.rejected = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                query_id = self.path.split("?")[0].rsplit("/", 1)[-1]
+                if query_id in proxy.throttled_ids and not proxy.release.is_set():
+                    proxy.rejected += 1
+                    self.reply(429, b'{"error": "rate limited"}', {"Retry-After": "1"})
+                    return
+                self.forward()
+
+            def do_POST(self):
+                self.forward()
+
+            def do_DELETE(self):
+                self.forward()
+
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in ("authorization", "content-type")
+                }
+                response = requests.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    data=body,
+                    headers=headers,
+                    timeout=30,
+                )
+                if self.command == "POST" and self.path == "/v1/search":
+                    started = json.loads(body or b"{}").get("startTime")
+                    if started == str(START) and response.status_code == 200:
+                        proxy.throttled_ids.add(response.json()["queryId"])
+                self.reply(response.status_code, response.content, {})
+
+            def reply(self, status, content, headers):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_throttled_slice_blocks_no_other(
+    env, store, tmp_path, redis_url, queue_name, service
+):
+    _, truth = store
+    proxy = ThrottlingProxy(service.url)
+    env = dict(env, LCQ_SEARCH_URL=proxy.url, LCQ_THROTTLE_BUDGET="600")
+    path = tmp_path / "out.jsonl"
+    worker = WorkerProcess(
+        redis_url, queue_name, env, simple=True, log_path=tmp_path / "w.log"
+    )
+    try:
+        submit_parallel(env, path, "--no-validate")
+
+        def others_done():
+            meta = Checkpoint.open(path).load_meta()
+            return all(s.state == "completed" for s in meta.slices[1:])
+
+        # One worker finishes slices 1 to 3 while slice 0 keeps being deferred.
+        wait_for(others_done, 60, message="slices 1 to 3 to complete")
+        throttled = status_json(env, path)["slices"][0]
+        assert throttled["page"] == 0
+        assert throttled["state"] == "throttled"
+        assert proxy.rejected >= 1
+        proxy.release.set()
+        wait_completed(path)
+    finally:
+        worker.stop()
+        proxy.close()
     assert_matches_truth(path, truth)
