@@ -143,6 +143,11 @@ def slice_liveness(
     except NoSuchJobError:
         return False, f"job {job_id} is gone from Redis"
     status = job.get_status(refresh=False)
+    # NOTE: a scheduled job counts as alive even when no live worker runs
+    # RQ's scheduler. RQ 3.0's scheduler lock outlives a SIGKILLed worker by
+    # about 60 s, and a worker that started meanwhile retries it only at its
+    # maintenance pass (every 600 s by default), so a deferred page can wait
+    # that long while status reports the search as running.
     if status in PENDING_STATUSES:
         return True, f"job {job_id} is {status.value}"
     if status == JobStatus.STARTED:
