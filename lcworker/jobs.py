@@ -80,6 +80,10 @@ class LockLostError(StateError):
     """Raised when a page job loses its slice lock before it commits."""
 
 
+class AssemblyError(StateError):
+    """Raised when a parallel search's parts cannot be assembled into PATH."""
+
+
 @dataclass
 class PageOutcome:
     """Outcome of one run of a page job, stored by RQ as the job's result."""
@@ -411,6 +415,8 @@ class _PageRun:
 
         meta = update_slice(self.conn, self.checkpoint, self.index, advance)
         fault_point("after_meta_commit", page=self.page, slice_index=self.index)
+        if slice_done and meta.state != COMPLETED and all(s.done for s in meta.slices):
+            meta = self.finish_before_mirror()
         self.state.mirror(meta, self.path)
         fault_point("after_redis_commit", page=self.page, slice_index=self.index)
         logger.info(
@@ -428,6 +434,29 @@ class _PageRun:
         return self.outcome(
             "committed", events=events, detail="slice done" if slice_done else ""
         )
+
+    def finish_before_mirror(self) -> SearchMeta:
+        """Assemble the parts after the last slice's commit, under its lock.
+
+        Until the Redis mirror shows this slice completed, a death here leaves
+        the slice looking live but with a dead job, so the watchdog and ``lcq
+        status`` see it and ``lcq resume`` finishes the search. Errors must not
+        mark the completed slice failed, so they leave as AssemblyError and RQ
+        re-runs the job, which repeats the assembly.
+        """
+        try:
+            return finish_search(self.conn, self.checkpoint)
+        except CheckpointError as exc:
+            logger.error(
+                "job %s: assembling search %s failed: %s",
+                self.job.id,
+                self.search_id,
+                exc,
+            )
+            raise AssemblyError(
+                f"assembling search {self.search_id} failed: {exc.message}",
+                hint=exc.hint,
+            ) from exc
 
     def after_commit(self, outcome: PageOutcome) -> None:
         """Enqueue the next page, or finish the search when every slice is done."""

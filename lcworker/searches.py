@@ -45,7 +45,7 @@ from .models import (
     is_search_id,
 )
 from .settings import JobSettings
-from .state import RedisLock, SearchState, lock_key, token_suffix
+from .state import RedisLock, SearchState, holder_is_dead, lock_key, token_suffix
 
 logger = logging.getLogger(__name__)
 
@@ -477,6 +477,11 @@ def search_status(
     elapsed = max((live and float(live.get("updated") or 0)) or meta.updated, 0)
     elapsed -= meta.created
     state, error = _search_state(meta, slices)
+    if state not in FINAL_STATES and conn is not None:
+        reason = _assembly_stall(conn, meta)
+        if reason:
+            error = f"{reason}; run lcq resume {meta.search_id} to repair it"
+            state = STALLED
     events = sum(s["events"] for s in slices)
     return {
         "search_id": meta.search_id,
@@ -540,6 +545,30 @@ def _slice_status(
         "throttled_seconds": s.throttled_seconds,
         "retries": int((live or {}).get(prefix + "retries") or 0),
     }
+
+
+def _assembly_stall(conn: redis.Redis, meta: SearchMeta) -> str | None:
+    """Return why a parallel search with every slice completed is not finishing.
+
+    The last slice's page job assembles the parts while it holds its slice
+    lock, and ``finish_search`` holds the finish lock. When every slice has
+    completed, the parts are not assembled and no live process holds one of
+    those locks, the job died between its commit and the assembly.
+    """
+    if not meta.parallel or meta.assembled or not all(s.done for s in meta.slices):
+        return None
+    keys = [lock_key(meta.search_id, "finish")]
+    keys += [lock_key(meta.search_id, s.index) for s in meta.slices]
+    try:
+        holders = conn.mget(keys)
+    except redis.RedisError:
+        return None
+    for holder in holders:
+        if holder is not None and not holder_is_dead(holder.decode(errors="replace")):
+            return None
+    return (
+        "every slice completed, but the parts were never assembled into the data file"
+    )
 
 
 def _search_state(meta: SearchMeta, slices: list[dict]) -> tuple[str, str | None]:

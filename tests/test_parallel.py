@@ -374,3 +374,37 @@ def test_throttled_slice_blocks_no_other(
         worker.stop()
         proxy.close()
     assert_matches_truth(path, truth)
+
+
+@pytest.mark.parametrize(
+    ("step", "state_after_crash"),
+    [("after_meta_commit", "stalled"), ("after_redis_commit", "completed")],
+)
+def test_last_commit_crash_recovers(
+    step, state_after_crash, env, store, tmp_path, redis_url, queue_name
+):
+    _, truth = store
+    pages = [-(-count // PAGE_SIZE) for count in slice_counts(truth)]
+    # One SimpleWorker takes the slices round robin, so slice 3 finishes last,
+    # and the fault point kills the worker inside its last commit.
+    assert pages[3] == max(pages)
+    crash = f"{step}:{pages[3]}:3"
+    path = tmp_path / "out.jsonl"
+    first_env = dict(env, LCQ_FAULT_POINTS=crash, LCQ_FAULT_STATE_DIR=str(tmp_path))
+    submit_parallel(env, path)
+    first = WorkerProcess(
+        redis_url, queue_name, first_env, simple=True, log_path=tmp_path / "w1.log"
+    )
+    first.wait(timeout=60)
+    assert (tmp_path / f"{step}-3-{pages[3]}.fired").exists()
+    assert status_json(env, path)["state"] == state_after_crash
+
+    second = WorkerProcess(
+        redis_url, queue_name, env, lcq=True, log_path=tmp_path / "w2.log"
+    )
+    try:
+        wait_completed(path, timeout=30)
+    finally:
+        second.stop()
+    assert_matches_truth(path, truth)
+    assert not list((tmp_path / "out.jsonl.lcq").glob("part-*"))
