@@ -1,11 +1,11 @@
 """Enqueueing page jobs and telling whether a slice's chain is alive.
 
 A chain is alive when the job that Redis records as the slice's live job
-(``s{i}.job``) is queued, scheduled, deferred or started by a worker that
-still holds the slice lock. Page jobs get the id ``lcq-{search}-{slice}-{page}``
-and are enqueued with RQ's ``unique=True``, so two copies of one page are
-never queued at once; re-runs deferred by a 429 or a busy lock add
-``-d{n}`` to that id.
+(``s{i}.job``) is queued (and still in its queue), scheduled, deferred or
+started by a worker that still holds the slice lock. Page jobs get the id
+``lcq-{search}-{slice}-{page}`` and are enqueued with RQ's ``unique=True``,
+so two copies of one page are never queued at once; re-runs deferred by a
+429 or a busy lock add ``-d{n}`` to that id.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import timedelta
 import redis
 from rq import Queue, Retry, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 
 from .settings import JobSettings
@@ -31,6 +32,8 @@ RESULT_TTL = 3600
 FAILURE_TTL = 7 * 86400
 #: Seconds a started job may run before it must hold its slice lock.
 STARTUP_GRACE = 10.0
+#: Seconds a dequeued job may stay marked queued before it counts as lost.
+DEQUEUE_GRACE = 0.5
 #: Statuses of a job that will still run.
 PENDING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
@@ -100,10 +103,18 @@ def enqueue_page(
             keep = [*PENDING_STATUSES] + (
                 [] if replace_started else [JobStatus.STARTED]
             )
-            if status in keep:
+            lost = replace_started and lost_after_dequeue(queue.connection, job_id)
+            if status in keep and not lost:
                 logger.debug("job %s exists with status %s; kept", job_id, status)
                 break
-            logger.info("job %s exists with status %s; enqueued anew", job_id, status)
+            if lost:
+                logger.info(
+                    "job %s was dequeued by a worker that died; enqueued anew", job_id
+                )
+            else:
+                logger.info(
+                    "job %s exists with status %s; enqueued anew", job_id, status
+                )
             _delete_job(queue.connection, job_id)
     else:
         raise RuntimeError(f"could not enqueue job {job_id}")
@@ -120,9 +131,40 @@ def _job_status(conn: redis.Redis, job_id: str) -> JobStatus | None:
 
 def _delete_job(conn: redis.Redis, job_id: str) -> None:
     try:
-        Job.fetch(job_id, connection=conn).delete()
+        job = Job.fetch(job_id, connection=conn)
     except NoSuchJobError:
-        pass
+        return
+    # Job.delete leaves the id in the intermediate queue, where RQ's
+    # maintenance would later fail the job that replaces this one.
+    queue_key = Queue(job.origin, connection=conn).key
+    conn.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 0, job_id)
+    job.delete()
+
+
+def lost_after_dequeue(conn: redis.Redis, job_id: str) -> bool:
+    """Return True for a queued job that no queue holds any more.
+
+    An RQ worker moves the job it dequeues from the queue to an intermediate
+    list and only then marks it started. A worker SIGKILLed in between leaves
+    the job ``queued`` where no worker looks. RQ's maintenance fails it only
+    at a pass at least a minute after the pass that first saw it, and passes
+    are 600 s apart by default. A live worker marks the job started within
+    milliseconds, so the job must still be queued and absent from its queue
+    after ``DEQUEUE_GRACE`` seconds to count as lost.
+    """
+    for attempt in range(2):
+        try:
+            job = Job.fetch(job_id, connection=conn)
+        except NoSuchJobError:
+            return False
+        if job.get_status(refresh=False) != JobStatus.QUEUED:
+            return False
+        queue_key = Queue(job.origin, connection=conn).key
+        if conn.lpos(queue_key, job_id) is not None:
+            return False
+        if attempt == 0:
+            time.sleep(DEQUEUE_GRACE)
+    return True
 
 
 def slice_liveness(
@@ -143,6 +185,8 @@ def slice_liveness(
     except NoSuchJobError:
         return False, f"job {job_id} is gone from Redis"
     status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED and lost_after_dequeue(conn, job_id):
+        return False, f"job {job_id} was dequeued by a worker that died"
     # NOTE: a scheduled job counts as alive even when no live worker runs
     # RQ's scheduler. RQ 3.0's scheduler lock outlives a SIGKILLed worker by
     # about 60 s, and a worker that started meanwhile retries it only at its
