@@ -33,6 +33,7 @@ from pathlib import Path
 
 import redis
 from rq import Queue
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.registry import (
     DeferredJobRegistry,
@@ -58,8 +59,8 @@ SEARCH_TIMEOUT = 180.0
 CLI_TIMEOUT = 60.0
 #: Server fault kinds that ``lcq serve --faults`` takes (besides ``expire``).
 SERVER_FAULTS = ("500", "502", "503", "504", "reset", "stall", "429")
-#: Seconds the slice lock lives in the chaos runs; a dead holder on this host
-#: is detected at once, so this only bounds the hand-over windows.
+#: Seconds the slice lock lives in the chaos runs. A dead holder on this host
+#: is detected at once, so the TTL only bounds the hand-over windows.
 LOCK_TTL = 2.0
 
 
@@ -222,10 +223,12 @@ class ChaosRun:
         self.store = store
         self.outcome = Outcome(scenario, seed, expected=store.events)
         self.rng = random.Random(f"{scenario}:{seed}")
+
         self.folder = Path(tempfile.mkdtemp(prefix=f"lcq-chaos-{scenario}-"))
         self.queue = f"lcq-chaos-{uuid.uuid4().hex[:8]}"
         self.fault_dir = self.folder / "fault-state"
         self.fault_dir.mkdir()
+
         self.redis: RedisServer = start_private()
         self.redis_url = self.redis.url
         self.serve = ServeProcess(
@@ -241,9 +244,16 @@ class ChaosRun:
                 *serve_args,
             ),
             db=store.db,
-        ).start()
+        )
+        try:
+            self.serve.start()
+        except Exception:
+            self.serve.close()
+            self.redis.stop()
+            raise
         self.server_faults: dict[str, int] = {}
         self.queries_started = 0
+
         settings = {
             "LCQ_REDIS_URL": self.redis_url,
             "LCQ_QUEUE": self.queue,
@@ -255,6 +265,7 @@ class ChaosRun:
             "LCQ_FAULT_STATE_DIR": str(self.fault_dir),
         }
         self.env = worker_env(self.serve.url, **{**settings, **(env or {})})
+
         self.path = (checkpoint_dir or self.folder) / "out.jsonl"
         self.search_id = ""
         self.supervisor = Supervisor(self, workers)
@@ -474,8 +485,8 @@ def worker_kills(run: ChaosRun, kills: int = 8) -> None:
 def rq_worker_kills(run: ChaosRun, kills: int = 5) -> None:
     """SIGKILL plain ``rq worker`` processes; ``lcq resume`` repairs a stall.
 
-    Without a watchdog a chain whose job died with its worker stays dead:
-    ``lcq status`` must say ``stalled`` and name ``lcq resume``. A kill that
+    Without a watchdog a chain whose job died with its worker stays dead, so
+    ``lcq status`` must report ``stalled`` and name ``lcq resume``. A kill that
     hits a worker between two jobs leaves the next job queued, so the chain
     just goes on when the supervisor restarts the worker.
     """
@@ -524,8 +535,8 @@ def _stalled_or_moving(run: ChaosRun, before: int) -> str | dict | None:
 def fault_points(run: ChaosRun, steps: tuple[str, ...] = STEPS) -> None:
     """Let the page job SIGKILL itself at each step of the commit protocol.
 
-    The points go into the workers' environment before they start, one step
-    per page chosen at random; the supervisor restarts a worker that died
+    The points go into the workers' environment before they start, each step
+    at a page chosen at random. The supervisor restarts a worker that died
     with its job.
     """
     pages = run.rng.sample(range(2, run.store.pages), len(steps))
@@ -728,11 +739,14 @@ def _job_page(job_id: str, search_id: str) -> int:
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
 
 
-def silent_death(run: ChaosRun) -> None:
-    """Delete the chain's next job from Redis; status says stalled, resume fixes.
+def silent_death(run: ChaosRun, dequeue: bool = False) -> None:
+    """Lose the chain's next job; status reports stalled and resume repairs it.
 
     The workers are stopped gracefully first, so the current job finishes and
-    enqueues its successor, which is then deleted while it waits in the queue.
+    enqueues its successor. That job is then deleted from Redis, or with
+    ``dequeue`` moved to RQ's intermediate list as a worker's dequeue does:
+    the state a worker SIGKILLed between its dequeue and the job's start
+    leaves behind.
     """
     run.submit()
     run.wait_pages(run.rng.randint(2, run.store.pages // 2))
@@ -741,11 +755,18 @@ def silent_death(run: ChaosRun) -> None:
     conn = redis.Redis.from_url(run.redis_url)
     try:
         job_id = conn.hget(f"lcq:search:{run.search_id}", "s0.job").decode()
-        Job.fetch(job_id, connection=conn).delete()
+        if dequeue:
+            queue_key = Queue(run.queue, connection=conn).key
+            intermediate = IntermediateQueue.get_intermediate_queue_key(queue_key)
+            moved = conn.lmove(queue_key, intermediate)
+            if moved is None or moved.decode() != job_id:
+                raise ChaosFailure(f"the queue did not hold job {job_id}: {moved}")
+        else:
+            Job.fetch(job_id, connection=conn).delete()
     finally:
         conn.close()
     run.outcome.faults += 1
-    run.outcome.notes.append(f"deleted job {job_id}")
+    run.outcome.notes.append(f"{'dequeued' if dequeue else 'deleted'} job {job_id}")
     status = run.status()
     if status["state"] != "stalled":
         raise ChaosFailure(f"status shows {status['state']} after the job was deleted")
@@ -775,8 +796,8 @@ def disk_full(run: ChaosRun) -> None:
         raise ChaosFailure(f"the failure does not name the full disk: {error!r}")
     run.outcome.faults += 1
     run.outcome.notes.append(f"failed: {error[:100]}")
-    shown = run.lcq("show", "--checkpoint", str(run.path), "--output", "jsonl")
-    rows = [json.loads(line) for line in shown.stdout.splitlines()]
+    show = run.lcq("show", "--checkpoint", str(run.path), "--output", "jsonl")
+    rows = [json.loads(line) for line in show.stdout.splitlines()]
     committed = Checkpoint.open(run.path).load_meta().events
     if len(rows) != committed or rows != run.store.truth[: len(rows)]:
         raise ChaosFailure(
@@ -876,6 +897,7 @@ SCENARIOS: dict[str, Scenario] = {
         *(fault_scenario(group) for group in FAULT_GROUPS),
         Scenario("resume-race", ["lcq", "lcq"], resume_race),
         Scenario("silent-death", ["rq"], silent_death),
+        Scenario("lost-dequeue", ["rq"], lambda run: silent_death(run, True)),
         Scenario("disk-full", ["lcq"], disk_full, needs_tmpfs=True),
     ]
 }
@@ -889,10 +911,10 @@ def run_scenario(store: Store, name: str, seed: int) -> Outcome:
     if scenario.needs_tmpfs:
         mount_point = Path(tempfile.mkdtemp(prefix="lcq-chaos-disk-"))
         # Room for about 40 % of the data file, so the disk fills mid-search.
-        why = mount_tmpfs(mount_point, max(data_size(store) * 2 // 5, 65536))
-        if why is not None:
+        reason = mount_tmpfs(mount_point, max(data_size(store) * 2 // 5, 65536))
+        if reason is not None:
             os.rmdir(mount_point)
-            raise RuntimeError(why)
+            raise RuntimeError(reason)
         checkpoint_dir = mount_point
     failed = False
     run = ChaosRun(

@@ -107,6 +107,12 @@ def test_silent_death_reported_stalled(store):
     assert_status_true(outcome, store)
 
 
+def test_lost_dequeue_reported_stalled(store):
+    outcome = run_scenario(store, "lost-dequeue", SEED)
+    assert_exact(outcome)
+    assert_status_true(outcome, store)
+
+
 def test_disk_full_then_resume(store):
     try:
         outcome = run_scenario(store, "disk-full", SEED)
