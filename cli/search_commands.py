@@ -71,10 +71,10 @@ def _next_commands(search_id: str, path: str) -> str:
 @click.option(
     "--parallel",
     "-p",
-    type=int,
-    default=1,
+    default="1",
     show_default=True,
-    help="Split the range into this many slices fetched at once (1 to 64).",
+    help="Split the range into this many slices fetched at once (1 to 64), or "
+    "auto for one slice per worker listening on the queue.",
 )
 @click.option(
     "--no-validate", is_flag=True, help="Skip validating the query with the API first."
@@ -118,11 +118,17 @@ def submit(
         limit=limit,
         checkpoint=checkpoint_path,
         force=force,
-        parallel=parallel,
+        parallel=1 if parallel.strip().lower() == "auto" else _slice_count(parallel),
         validate=not no_validate,
     )
     request.check()
     conn = open_redis(redis_url)
+    if parallel.strip().lower() == "auto":
+        request.parallel = searches.auto_parallel(conn, queue_name, start, end)
+        click.echo(
+            f"--parallel auto: {request.parallel} slices for the workers listening "
+            f"on queue {queue_name}"
+        )
     meta = searches.submit(request, conn, queue_name)
     click.echo(f"search {meta.search_id} submitted to queue {queue_name}")
     click.echo(f"checkpoint: {meta.data_path}")
@@ -135,6 +141,16 @@ def submit(
         )
     if wait:
         follow(conn, [meta.data_path])
+
+
+def _slice_count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(
+            f"invalid --parallel {text!r}: not a number of slices",
+            hint="give a number from 1 to 64, or auto",
+        ) from None
 
 
 def _query_text(query: str | None, query_file: str | None) -> str:

@@ -287,6 +287,17 @@ def workers_listening(conn: redis.Redis, queue_name: str) -> int:
     return len(Worker.all(queue=queue))
 
 
+def auto_parallel(conn: redis.Redis, queue_name: str, start: int, end: int) -> int:
+    """Return the slice count of ``--parallel auto``: one per worker on the queue.
+
+    Counts the workers registered on ``queue_name`` now, busy or idle, so
+    workers started after the submit are not counted. The count is kept
+    within 1 to MAX_SLICES and to one slice per second of the range.
+    """
+    workers = workers_listening(conn, queue_name)
+    return max(1, min(workers, MAX_SLICES, end - start))
+
+
 @dataclass
 class ResumeReport:
     meta: SearchMeta

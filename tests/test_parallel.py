@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import redis
 import requests
-from rq import Queue
+from rq import Queue, Worker
 
 from lcworker.checkpoint import Checkpoint
 from lcworker.searches import split_range
@@ -408,3 +408,43 @@ def test_last_commit_crash_recovers(
         second.stop()
     assert_matches_truth(path, truth)
     assert not list((tmp_path / "out.jsonl.lcq").glob("part-*"))
+
+
+def test_parallel_auto_counts_workers(env, store, tmp_path, redis_url, queue_name):
+    _, truth = store
+    conn = redis.Redis.from_url(redis_url)
+    queue = Queue(queue_name, connection=conn)
+    workers = [
+        WorkerProcess(
+            redis_url, queue_name, env, simple=True, log_path=tmp_path / f"w{i}.log"
+        )
+        for i in range(3)
+    ]
+    path = tmp_path / "out.jsonl"
+    try:
+        wait_for(lambda: len(Worker.all(queue=queue)) == 3, 30, message="3 workers")
+        result = run_lcq(
+            ["submit", "--query", QUERY, "--start", str(START), "--end",
+             str(START + SPAN), "--checkpoint", str(path), "--parallel", "auto"],
+            env,
+        )  # fmt: skip
+        assert "--parallel auto: 3 slices" in result.stdout
+        wait_completed(path)
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert len(Checkpoint.open(path).load_meta().slices) == 3
+    assert_matches_truth(path, truth)
+
+
+def test_parallel_rejects_non_number(env, tmp_path):
+    result = run_lcq(
+        ["submit", "--query", QUERY, "--start", str(START), "--end",
+         str(START + SPAN), "--checkpoint", str(tmp_path / "x.jsonl"),
+         "--parallel", "many"],
+        env,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid --parallel 'many'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
