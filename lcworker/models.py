@@ -279,6 +279,13 @@ class _Checker:
         )
         if progress.start >= progress.end:
             raise sub.fail("start", "slice start is not before its end")
+        if progress.page > 0 and progress.next_token is None and not progress.done:
+            # Polling without a token starts the search over, which would
+            # append page 1 again behind the pages already committed.
+            raise sub.fail(
+                "next_token",
+                f"missing for a {progress.state} slice with {progress.page} pages",
+            )
         if progress.results > progress.page * MAX_RESULTS_PER_PAGE:
             raise sub.fail(
                 "results", f"{progress.results} results for {progress.page} pages"

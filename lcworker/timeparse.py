@@ -43,7 +43,14 @@ def parse_time(text: str, *, now: float | None = None, name: str = "time") -> in
         offset = float(match["amount"]) * _UNIT_SECONDS[match["unit"]]
         if match["sign"] == "-":
             offset = -offset
-        return int(reference + offset)
+        seconds = int(reference + offset)
+        if not 0 <= seconds <= MAX_UNIX_SECONDS:
+            raise UsageError(
+                f"invalid {name} {text!r}: the offset reaches outside the years "
+                "1970 to 2200",
+                hint="use a smaller offset such as -30d",
+            )
+        return seconds
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:

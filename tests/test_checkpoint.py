@@ -456,6 +456,7 @@ def test_update_keeps_other_slices(tmp_path):
 
     def advance(meta):
         meta.slices[0].page = 1
+        meta.slices[0].next_token = "token-2"
 
     checkpoint.update(advance)
     meta = checkpoint.load_meta()

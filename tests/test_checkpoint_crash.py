@@ -282,6 +282,7 @@ def test_tmpfs_full_assemble_keeps_parts(small_tmpfs):
         meta.slices[index].offset = checkpoint.append_page(index, 0, results)
         meta.slices[index].page = 1
         meta.slices[index].results = 1
+        meta.slices[index].state = "completed"
         checkpoint.commit(meta)
     meta = checkpoint.load_meta()
     with pytest.raises(DiskFullError, match="assembling"):

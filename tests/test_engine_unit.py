@@ -210,3 +210,23 @@ def test_mirror_writes_slice_fields(redis_conn):
     assert meta.search_id in state.search_ids()
     state.forget(meta.search_id)
     assert state.load(meta.search_id) is None
+
+
+def test_meta_rejects_missing_token_midway():
+    from lcworker.errors import CorruptCheckpointError
+
+    meta = meta_with(["canceled"])
+    meta.slices[0].page = 4
+    meta.slices[0].results = 4
+    meta.slices[0].next_token = None
+    with pytest.raises(CorruptCheckpointError) as info:
+        SearchMeta.from_dict(meta.to_dict())
+    assert "next_token: missing for a canceled slice with 4 pages" in str(info.value)
+    meta.slices[0].state = "completed"
+    assert SearchMeta.from_dict(meta.to_dict()).slices[0].page == 4
+
+
+def test_parse_time_rejects_huge_offset():
+    with pytest.raises(UsageError) as info:
+        parse_time("-99999999d", now=1_700_000_000.0, name="--start")
+    assert "outside the years 1970 to 2200" in str(info.value)

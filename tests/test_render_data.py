@@ -111,6 +111,8 @@ def write_checkpoint(
     progress.results = len(results)
     progress.events = sum(len(r["rows"]) for r in results if r["type"] == "events")
     progress.state = state
+    if state != COMPLETED:
+        progress.next_token = "next-page-token"
     for result in results:
         if "cumulativeStats" in result:
             progress.stats = result["cumulativeStats"]
