@@ -62,7 +62,7 @@ def open_redis(url: str, *, required: bool = True) -> redis.Redis | None:
         if not required:
             return None
         raise StateError(
-            f"cannot reach Redis at {_safe_url(url)}: {exc}",
+            f"cannot reach Redis at {_safe_url(url)}: {str(exc).rstrip('.')}",
             hint="start Redis or set LCQ_REDIS_URL to a running server",
         ) from None
 

@@ -237,10 +237,16 @@ def resume(ref, checkpoint_path, limit, wait, redis_url, queue_name, **fixed):
         click.echo(f"slice {index}: chain still alive; left alone")
     for job_id in report.enqueued:
         click.echo(f"enqueued {job_id}")
-    click.echo(
-        f"search {meta.search_id} resumes after page {meta.pages} with "
-        f"{meta.events} events committed"
-    )
+    if report.enqueued:
+        click.echo(
+            f"search {meta.search_id} resumes after page {meta.pages} with "
+            f"{meta.events} events committed"
+        )
+    else:
+        click.echo(
+            f"search {meta.search_id} needs no repair: every unfinished slice "
+            "has a live job"
+        )
     if searches.workers_listening(conn, queue_name) == 0:
         click.echo(
             f"warning: no worker listens on queue {queue_name!r}; start one with: "

@@ -333,6 +333,10 @@ class _PageRun:
                 f"run {resume_command(meta)}",
             )
         except (ApiError, CheckpointError) as exc:
+            if exc.hint:
+                # Keep the error's own next step rather than adding a second.
+                text = str(exc).removesuffix(f"; {exc.hint}")
+                return self.fail(text, hint=exc.hint)
             return self.fail(
                 str(exc), hint=f"fix the cause, then run {resume_command(meta)}"
             )
@@ -452,6 +456,13 @@ class _PageRun:
                 self.job.id,
                 self.search_id,
                 exc,
+            )
+            # meta.json keeps every slice completed, so lcq resume assembles
+            # again; Redis tells lcq status why the search stopped.
+            self.state.set_fields(
+                self.search_id,
+                state=FAILED,
+                error=f"assembling the data file failed: {exc}",
             )
             raise AssemblyError(
                 f"assembling search {self.search_id} failed: {exc.message}",

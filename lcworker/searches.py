@@ -152,7 +152,7 @@ def resolve(ref: str, conn: redis.Redis | None = None) -> Checkpoint:
     if not ref.strip():
         raise SearchNotFoundError(
             f"invalid search id or checkpoint path {ref!r}: it is empty",
-            hint="run lcq status to list searches, or pass --checkpoint PATH",
+            hint="run lcq status to list searches, or give the checkpoint path",
         )
     path = Path(ref)
     if os.path.lexists(path) or os.path.lexists(f"{path}.lcq") or os.sep in ref:
@@ -161,9 +161,17 @@ def resolve(ref: str, conn: redis.Redis | None = None) -> Checkpoint:
     if found is None:
         raise SearchNotFoundError(
             f"no search or checkpoint named {ref!r}",
-            hint="run lcq status to list searches, or pass --checkpoint PATH",
+            hint="run lcq status to list searches, or give the checkpoint path",
         )
-    return Checkpoint.open(found)
+    checkpoint = Checkpoint.open(found)
+    if checkpoint.meta.search_id != ref:
+        # submit --force reused the path: acting on it would touch the new search.
+        raise SearchNotFoundError(
+            f"search {ref} no longer exists: its checkpoint {found} now holds "
+            f"search {checkpoint.meta.search_id}",
+            hint=f"use lcq status {checkpoint.meta.search_id} for the new search",
+        )
+    return checkpoint
 
 
 def find_checkpoint_path(search_id: str, conn: redis.Redis | None) -> str | None:
@@ -336,7 +344,11 @@ def resume(
         if all(s.done for s in meta.slices):
             meta = finish_search(conn, checkpoint)
             return ResumeReport(meta, [], [], rebuilt, False)
-        state.mirror(meta, str(checkpoint.path))
+        if rebuilt:
+            # Only a lost record is rebuilt here: an existing one may carry a
+            # failure that meta.json could not record (a full disk), and it must
+            # survive a resume that fails for the same reason.
+            state.mirror(meta, str(checkpoint.path))
 
         alive: list[int] = []
         to_enqueue: list[SliceProgress] = []
@@ -488,7 +500,12 @@ def search_status(
     elapsed = max((live and float(live.get("updated") or 0)) or meta.updated, 0)
     elapsed -= meta.created
     state, error = _search_state(meta, slices)
-    if state not in FINAL_STATES and conn is not None:
+    if state not in FINAL_STATES and live and live.get("state") == FAILED:
+        # A failure that meta.json could not record, e.g. a full disk while
+        # assembling the parts: only the Redis record has the reason.
+        state = FAILED
+        error = f"{live.get('error')}; run lcq resume {meta.search_id} once fixed"
+    elif state not in FINAL_STATES and conn is not None:
         reason = _assembly_stall(conn, meta)
         if reason:
             error = f"{reason}; run lcq resume {meta.search_id} to repair it"

@@ -520,13 +520,13 @@ CASES = [
         "resume-unknown-id",
         ("resume", "20990101-nosuch00"),
         2,
-        ("'20990101-nosuch00'", "--checkpoint PATH"),
+        ("'20990101-nosuch00'", "give the checkpoint path"),
     ),
     Case(
         "cancel-unknown-id",
         ("cancel", "20990101-nosuch00"),
         2,
-        ("'20990101-nosuch00'", "--checkpoint PATH"),
+        ("'20990101-nosuch00'", "give the checkpoint path"),
     ),
     Case("status-empty-id", ("status", ""), 2, ("path '': it is empty", "lcq status")),
     Case(

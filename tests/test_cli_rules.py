@@ -217,3 +217,18 @@ def test_submit_start_after_end(env, tmp_path):
     assert result.returncode == 2
     assert "is not before --end" in one_line_error(result)
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_replaced_search_id_rejected(env, tmp_path, redis_url, queue_name):
+    path = tmp_path / "out.jsonl"
+    old_id = submit(env, path).stdout.split()[1]
+    new_id = submit(env, path, "--force").stdout.split()[1]
+    for command in ("status", "cancel", "resume"):
+        result = lcq(env, command, old_id)
+        assert result.returncode == 2, command
+        line = one_line_error(result)
+        assert f"search {old_id} no longer exists" in line
+        assert f"now holds search {new_id}" in line
+    conn = redis.Redis.from_url(redis_url)
+    assert Queue(queue_name, connection=conn).job_ids == [f"lcq-{new_id}-0-1"]
+    assert Checkpoint.open(path).load_meta().state == "queued"

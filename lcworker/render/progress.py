@@ -218,10 +218,8 @@ def status_table(
                 parts.append(
                     Text(f"{record['search_id']}: {record['error']}", style="red")
                 )
-    hidden = [c.name for c in _COLUMNS if c.name not in visible]
+    hidden = [c.name for c in _COLUMNS if c.name not in visible and c.name != "error"]
     if hidden:
-        if "error" in hidden:
-            hidden.remove("error")
         parts.append(
             Text(
                 f"hidden at {width} columns: {', '.join(hidden)}; "
