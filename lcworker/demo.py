@@ -72,6 +72,7 @@ class Demo:
         self.workers: list[subprocess.Popen] = []
         self.queue = f"lcq-demo-{os.getpid()}"
         self.env: dict[str, str] = {}
+        self.search_id: str | None = None
 
     def start(self) -> None:
         url = os.environ.get("LCQ_REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -151,6 +152,7 @@ class Demo:
         )
         began = time.monotonic()
         meta = searches.submit(request, conn, self.queue)
+        self.search_id = meta.search_id
         self.say(f"submitted search {meta.search_id}: {DEMO_QUERY}")
         self.say(f"checkpoint: {meta.data_path}")
 
@@ -256,7 +258,27 @@ class Demo:
                 self.serve.kill()
                 self.serve.wait()
         if self.redis is not None:
+            if not self.redis.started:
+                self.forget_keys()
             self.redis.stop()
+
+    def forget_keys(self) -> None:
+        """Delete what the demo wrote to a Redis server it did not start."""
+        conn = connect(self.redis.url)
+        try:
+            patterns = [f"rq:*{self.queue}*", f"rq:worker:demo-{os.getpid()}-*"]
+            if self.search_id:
+                patterns += [f"rq:*lcq-{self.search_id}-*", f"lcq:*{self.search_id}*"]
+                conn.zrem("lcq:searches", self.search_id)
+            for pattern in patterns:
+                for key in conn.scan_iter(pattern, count=500):
+                    conn.delete(key)
+            for name in conn.smembers("rq:workers"):
+                if name.decode().startswith(f"rq:worker:demo-{os.getpid()}-"):
+                    conn.srem("rq:workers", name)
+            conn.srem("rq:queues", f"rq:queue:{self.queue}")
+        finally:
+            conn.close()
 
 
 def run_demo(say: Callable[[str], None], *, keep: bool = False) -> DemoResult:
