@@ -405,10 +405,11 @@ def bench_memory(options, redis_url: str) -> None:
         print(
             f"{cls + ' ' + label:<42} {run.worker_peaks[0]:>11.0f} {run.seconds:>8.1f}"
         )
-        if horses:
+        if cls == FORKING:
+            # The children are the work horses plus RQ's scheduler process.
             print(
-                f"{cls + ' horse, sampled VmHWM':<42} {max(horses.values()):>11.0f} "
-                f"{len(horses):>8} horses seen"
+                f"{cls + ' horses, sampled VmHWM':<42} {max(horses.values()):>11.0f} "
+                f"{len(horses):>8} children seen"
             )
     path = runs[0][1].path
     env = {**os.environ, "LCQ_HOME": str(options.dir / "home")}
@@ -431,17 +432,38 @@ def main() -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     overhead = commands.add_parser("overhead", help="ms per page, tiny pages")
-    overhead.add_argument("--pages", type=int, default=300)
+    overhead.add_argument(
+        "--pages", type=int, default=300, help="pages of 1 event in the search"
+    )
     throughput = commands.add_parser("throughput", help="events/s, 1,000-row pages")
-    throughput.add_argument("--events", type=int, default=100_000)
+    throughput.add_argument(
+        "--events", type=int, default=100_000, help="events, in pages of 1,000"
+    )
     scaling = commands.add_parser("scaling", help="speedup of K slices, 1 s pages")
-    scaling.add_argument("--pages", type=int, default=48)
-    scaling.add_argument("--page-size", type=int, default=50)
-    scaling.add_argument("--latency-ms", type=int, default=1000)
-    scaling.add_argument("--slices", type=int, nargs="+", default=[1, 2, 4, 8])
-    scaling.add_argument("--worker-class", default=FORKING)
+    scaling.add_argument(
+        "--pages", type=int, default=48, help="pages of the whole search"
+    )
+    scaling.add_argument("--page-size", type=int, default=50, help="rows per page")
+    scaling.add_argument(
+        "--latency-ms",
+        type=int,
+        default=1000,
+        help="milliseconds each page stays pending before it completes",
+    )
+    scaling.add_argument(
+        "--slices",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4, 8],
+        help="slice counts K to run, each with K workers; the first is the base",
+    )
+    scaling.add_argument(
+        "--worker-class", default=FORKING, choices=(FORKING, PRELOADED, SIMPLE)
+    )
     memory = commands.add_parser("memory", help="peak RSS over a 1M-event search")
-    memory.add_argument("--events", type=int, default=1_000_000)
+    memory.add_argument(
+        "--events", type=int, default=1_000_000, help="events, in pages of 1,000"
+    )
     options = parser.parse_args()
 
     options.dir.mkdir(parents=True, exist_ok=True)

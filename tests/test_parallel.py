@@ -25,7 +25,12 @@ from lcworker.searches import split_range
 from tests.support.serve import start_serve
 from tests.support.truth import checkpoint_rows, compare, sequential_rows
 from tests.support.workers import REPO, WorkerProcess, wait_for, worker_env
-from tests.test_chain_integration import run_lcq, submit, wait_completed
+from tests.test_chain_integration import (
+    committed_pages,
+    run_lcq,
+    submit,
+    wait_completed,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -127,10 +132,6 @@ def run_jobs(redis_url: str, queue_name: str, env, count: int) -> None:
         timeout=120,
         check=True,
     )
-
-
-def committed_pages(path) -> int:
-    return Checkpoint.open(path).load_meta().pages
 
 
 def test_four_slices_match_sequential(env, store, tmp_path, redis_url, queue_name):
