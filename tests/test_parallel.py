@@ -21,6 +21,7 @@ import requests
 from rq import Queue, Worker
 
 from lcworker.checkpoint import Checkpoint
+from lcworker.processes import kill_tree
 from lcworker.searches import split_range
 from tests.support.serve import start_serve
 from tests.support.truth import checkpoint_rows, compare, sequential_rows
@@ -393,10 +394,22 @@ def test_last_commit_crash_recovers(
     path = tmp_path / "out.jsonl"
     first_env = dict(env, LCQ_FAULT_POINTS=crash, LCQ_FAULT_STATE_DIR=str(tmp_path))
     submit_parallel(env, path)
-    first = WorkerProcess(
-        redis_url, queue_name, first_env, simple=True, log_path=tmp_path / "w1.log"
-    )
-    first.wait(timeout=60)
+    # No --with-scheduler: the fault point SIGKILLs the worker, which would
+    # leave a scheduler child running with no parent.
+    first = subprocess.Popen(
+        [sys.executable, "-m", "rq.cli", "worker", "-u", redis_url,
+         "--worker-class", "rq.SimpleWorker", queue_name],
+        env=first_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        first.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            kill_tree(first.pid)
+            first.wait()
     assert (tmp_path / f"{step}-3-{pages[3]}.fired").exists()
     assert status_json(env, path)["state"] == state_after_crash
 
