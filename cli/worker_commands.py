@@ -56,6 +56,10 @@ def worker(burst, count, simple, no_watchdog, name, redis_url, queue_name):
         return
     from rq import SimpleWorker, Worker
 
+    # Imported here, the page job's modules are inherited by every forked work
+    # horse instead of being imported again for each page.
+    import lcworker.jobs  # noqa: F401
+
     conn = open_redis(redis_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     watchdog = None

@@ -672,7 +672,7 @@ def update_slice(
         meta.state, meta.error = derive_state(meta)
 
     key = lock_key(checkpoint.meta.search_id, "meta")
-    with RedisLock(conn, key, META_LOCK_TTL):
+    with RedisLock(conn, key, META_LOCK_TTL, heartbeat=False):
         return checkpoint.update(mutate)
 
 

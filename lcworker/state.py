@@ -99,9 +99,14 @@ class RedisLock:
     must stop before committing anything.
     """
 
-    def __init__(self, conn: redis.Redis, key: str, ttl: float) -> None:
+    def __init__(
+        self, conn: redis.Redis, key: str, ttl: float, *, heartbeat: bool = True
+    ) -> None:
         self.conn = conn
         self.key = key
+        # The ``with`` form refreshes the lock from a thread unless the holder
+        # keeps it for far less than ``ttl``, as a metadata commit does.
+        self.heartbeat = heartbeat
         self.ttl_ms = max(int(ttl * 1000), 1000)
         self.value = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self.lost = False
@@ -181,7 +186,8 @@ class RedisLock:
                 f"timed out waiting for lock {self.key} held by {self.holder()}",
                 hint="another lcq process holds it; retry in a moment",
             )
-        self.start_heartbeat()
+        if self.heartbeat:
+            self.start_heartbeat()
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from lcworker.checkpoint import Checkpoint
+from lcworker.redis_server import start_private
 from lcworker.searches import list_statuses
 from tests.support.serve import ServeProcess, start_serve
 from tests.support.truth import checkpoint_rows, compare, sequential_rows
@@ -201,28 +202,35 @@ def test_all_workers_stopped_then_restarted(
     assert report["same_order"] == 1
 
 
-def test_redis_flushed_then_resume(env, store, tmp_path, redis_url, queue_name):
+def test_redis_restarted_empty_then_resume(env, store, tmp_path, queue_name):
     _, truth = store
+    server = start_private()
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    env = dict(env, LCQ_REDIS_URL=server.url)
     path = tmp_path / "out.jsonl"
     search_id = submit(env, path)
-    conn = redis.Redis.from_url(redis_url)
-    worker = WorkerProcess(redis_url, queue_name, env, log_path=tmp_path / "w1.log")
+    worker = WorkerProcess(server.url, queue_name, env, log_path=tmp_path / "w1.log")
     try:
         wait_for(lambda: committed_pages(path) >= 10, 60, message="10 pages")
         worker.kill()
-        conn.flushdb()
+        server.stop()
+        server = start_private(port=port)
+        conn = redis.Redis.from_url(server.url)
         assert conn.exists(f"lcq:search:{search_id}") == 0
         result = run_lcq(["resume", "--checkpoint", str(path)], env)
         assert "rebuilt the Redis state" in result.stdout
-        worker = WorkerProcess(redis_url, queue_name, env, log_path=tmp_path / "w2.log")
+        worker = WorkerProcess(
+            server.url, queue_name, env, log_path=tmp_path / "w2.log"
+        )
         wait_completed(path)
+        records, _ = list_statuses(conn, [str(path)])
     finally:
         worker.stop()
+        server.stop()
     report = compare(checkpoint_rows(str(path)), truth)
     assert report["duplicates"] == 0
     assert report["missing"] == 0
     assert report["same_order"] == 1
-    records, _ = list_statuses(conn, [str(path)])
     assert records[0]["state"] == "completed"
     assert records[0]["events"] == 10_000
 
