@@ -290,6 +290,7 @@ class _PageRun:
                 self.search_id,
                 self.index,
                 state=RUNNING,
+                error=None,
                 job=self.job.id,
                 started=time.time(),
             )

@@ -549,7 +549,9 @@ def _slice_status(
         # flight (running, retrying); committed numbers come from meta.json.
         if redis_page == s.page and s.state not in FINAL_STATES:
             state = live.get(prefix + "state") or state
-            error = live.get(prefix + "error") or error
+            # The live record speaks for the page in flight; the error in
+            # meta.json may belong to an attempt that has since moved on.
+            error = live.get(prefix + "error") or None
     stall_reason = None
     if conn is not None and state in LIVE_STATES and meta.state not in FINAL_STATES:
         alive, reason = chain.slice_liveness(
