@@ -1,12 +1,13 @@
 """Run many seeded chaos scenarios and print one summary line.
 
 Usage: ``.venv/bin/python bench/chaos.py --runs 100 --seed 1`` from the
-repository root. Run ``i`` plays scenario ``i`` of a seeded shuffle of the
-catalogue in ``tests/chaos/harness.py`` (worker kills with and without the
-watchdog, fault points at each commit step, workers stopped past the query
-TTL, Redis restarted empty, the search service killed or restarted, server
-faults at 30 %, racing resumes, a silently dead chain, a full disk), each with
-a seed of its own drawn from ``--seed``. Every run searches the same
+repository root. The runs go through the scenarios of
+``tests/chaos/harness.py`` in rounds, each round in an order shuffled with
+``--seed``, and each run gets a seed of its own drawn from it. The scenarios
+kill workers with and without the watchdog, fire fault points at each commit
+step, stop the workers past the query TTL, restart Redis empty, kill or
+restart the search service, inject server faults at 30 %, race resumes, lose
+the chain's next job and fill the disk. Every run searches the same
 generated store and is compared with one fault-free sequential pass.
 
 The summary line counts: runs, failed runs, SIGKILLs (workers, work horses,

@@ -142,7 +142,7 @@ def _delete_job(conn: redis.Redis, job_id: str) -> None:
 
 
 def lost_after_dequeue(conn: redis.Redis, job_id: str) -> bool:
-    """Return True for a queued job that no queue holds any more.
+    """Return True for a queued job that its queue no longer contains.
 
     An RQ worker moves the job it dequeues from the queue to an intermediate
     list and only then marks it started. A worker SIGKILLed in between leaves
