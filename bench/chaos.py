@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.chaos.harness import (  # noqa: E402 - needs the path above
     SCENARIOS,
     ChaosFailure,
+    Store,
     build_store,
     run_scenario,
 )
@@ -66,13 +67,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lcq-chaos-store-") as folder:
+        store = build_store(Path(folder), args.events, args.page_size, args.seed)
+        return run_session(args, store)
+
+
+def run_session(args: argparse.Namespace, store: Store) -> int:
+    """Run the scenarios over ``store``; print the summary; return the exit code."""
     rng = random.Random(args.seed)
-    store = build_store(
-        Path(tempfile.mkdtemp(prefix="lcq-chaos-store-")),
-        args.events,
-        args.page_size,
-        seed=args.seed,
-    )
     totals = dict.fromkeys(
         ("kills", "faults", "expected", "found", "duplicates", "missing"), 0
     )
