@@ -34,6 +34,8 @@ FAILURE_TTL = 7 * 86400
 STARTUP_GRACE = 10.0
 #: Seconds a dequeued job may stay marked queued before it counts as lost.
 DEQUEUE_GRACE = 0.5
+#: Seconds past its time a scheduled page job waits before lcq enqueues it.
+SCHEDULER_GRACE = 15.0
 #: Statuses of a job that will still run.
 PENDING_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
@@ -190,8 +192,9 @@ def slice_liveness(
     # NOTE: a scheduled job counts as alive even when no live worker runs
     # RQ's scheduler. RQ 3.0's scheduler lock outlives a SIGKILLed worker by
     # about 60 s, and a worker that started meanwhile retries it only at its
-    # maintenance pass (every 600 s by default), so a deferred page can wait
-    # that long while status reports the search as running.
+    # maintenance pass (every 600 s by default). The watchdog of lcq worker
+    # enqueues such an overdue page itself (promote_overdue); with plain rq
+    # workers the page waits for RQ while status reports the search running.
     if status in PENDING_STATUSES:
         return True, f"job {job_id} is {status.value}"
     if status == JobStatus.STARTED:
@@ -219,6 +222,37 @@ def _worker_is_dead(conn: redis.Redis, worker_name: str | None) -> bool:
     if host is None or pid is None:
         return False
     return process_is_dead(host.decode(), int(pid))
+
+
+def promote_overdue(
+    conn: redis.Redis, job_id: str, grace: float = SCHEDULER_GRACE
+) -> bool:
+    """Enqueue a scheduled page job that is ``grace`` seconds past its time.
+
+    RQ's scheduler normally moves it; this covers a scheduler that died with
+    its worker. Only the caller whose ZREM takes the job from the scheduled
+    registry enqueues it, so two watchdogs never both do.
+    """
+    try:
+        job = Job.fetch(job_id, connection=conn)
+    except NoSuchJobError:
+        return False
+    if job.get_status(refresh=False) != JobStatus.SCHEDULED:
+        return False
+    queue = Queue(job.origin, connection=conn)
+    registry_key = queue.scheduled_job_registry.key
+    due = conn.zscore(registry_key, job.id)
+    if due is None or due > time.time() - grace:
+        return False
+    if not conn.zrem(registry_key, job.id):
+        return False
+    queue.enqueue_job(job)
+    logger.warning(
+        "job %s was %.0f s overdue in the scheduled registry; enqueued it",
+        job_id,
+        time.time() - due,
+    )
+    return True
 
 
 def cancel_job(conn: redis.Redis, job_id: str) -> None:

@@ -19,7 +19,7 @@ import time
 
 import redis
 
-from .chain import slice_liveness
+from .chain import promote_overdue, slice_liveness
 from .checkpoint import Checkpoint
 from .models import LIVE_STATES
 from .settings import JobSettings
@@ -108,6 +108,10 @@ class Watchdog:
             queue = record.get("queue")
             if queue not in self.queues:
                 continue
+            for index in range(int(record.get("slices") or 0)):
+                job_id = record.get(f"s{index}.job")
+                if job_id and record.get(f"s{index}.state") in LIVE_STATES:
+                    promote_overdue(conn, job_id)
             dead = dead_slices(conn, search_id, lock_ttl)
             suspects.update((search_id, i) for i in dead)
             confirmed = [i for i in dead if (search_id, i) in self._suspects]

@@ -230,3 +230,25 @@ def test_parse_time_rejects_huge_offset():
     with pytest.raises(UsageError) as info:
         parse_time("-99999999d", now=1_700_000_000.0, name="--start")
     assert "outside the years 1970 to 2200" in str(info.value)
+
+
+def test_promote_overdue_enqueues_once(redis_conn, queue_name):
+    from datetime import UTC, datetime, timedelta
+
+    from rq import Queue
+    from rq.job import Job
+
+    from lcworker.chain import promote_overdue
+
+    queue = Queue(queue_name, connection=redis_conn)
+    past = datetime.now(UTC) - timedelta(seconds=60)
+    job = queue.enqueue_at(past, "lcworker.jobs.run_page", "s", 0, 1, "/tmp/x")
+    soon = queue.enqueue_in(timedelta(seconds=60), "lcworker.jobs.run_page", "s")
+    assert Job.fetch(job.id, connection=redis_conn).get_status() == "scheduled"
+    assert promote_overdue(redis_conn, job.id, grace=15) is True
+    assert promote_overdue(redis_conn, job.id, grace=15) is False
+    assert promote_overdue(redis_conn, soon.id, grace=15) is False
+    assert queue.job_ids == [job.id]
+    assert Job.fetch(job.id, connection=redis_conn).get_status() == "queued"
+    queue.empty()
+    queue.scheduled_job_registry.remove(soon.id)
