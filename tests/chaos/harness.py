@@ -756,7 +756,13 @@ def silent_death(run: ChaosRun, dequeue: bool = False) -> None:
     try:
         job_id = conn.hget(f"lcq:search:{run.search_id}", "s0.job").decode()
         if dequeue:
-            queue_key = Queue(run.queue, connection=conn).key
+            queue = Queue(run.queue, connection=conn)
+            queue_key = queue.key
+            if Job.fetch(job_id, connection=conn).get_status() == "scheduled":
+                # The last job before the stop deferred its page (a busy lock
+                # at the hand-over); put it in the queue as RQ's scheduler would.
+                conn.zrem(queue.scheduled_job_registry.key, job_id)
+                queue.enqueue_job(Job.fetch(job_id, connection=conn))
             intermediate = IntermediateQueue.get_intermediate_queue_key(queue_key)
             moved = conn.lmove(queue_key, intermediate)
             if moved is None or moved.decode() != job_id:
