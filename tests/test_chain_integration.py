@@ -146,17 +146,15 @@ def test_fifty_pages_match_sequential_pass(env, store, tmp_path, redis_url, queu
     assert committed_pages(path) == 50
 
 
-def test_worker_sigkill_mid_search(env, store, tmp_path, redis_url, queue_name):
-    _, truth = store
-    path = tmp_path / "out.jsonl"
-    submit(env, path)
+def run_with_one_worker_killed(redis_url, queue_name, env, path, *, seed: int):
+    """Run two lcq workers, SIGKILL one at a seeded page, wait for completion."""
     workers = [
         WorkerProcess(
-            redis_url, queue_name, env, lcq=True, log_path=tmp_path / f"w{i}.log"
+            redis_url, queue_name, env, lcq=True, log_path=path.parent / f"w{i}.log"
         )
         for i in range(2)
     ]
-    rng = random.Random(5)
+    rng = random.Random(seed)
     kill_at = rng.randint(8, 30)
     try:
         wait_for(lambda: committed_pages(path) >= kill_at, 60, message="pages")
@@ -166,6 +164,13 @@ def test_worker_sigkill_mid_search(env, store, tmp_path, redis_url, queue_name):
     finally:
         for worker in workers:
             worker.stop()
+
+
+def test_worker_sigkill_mid_search(env, store, tmp_path, redis_url, queue_name):
+    _, truth = store
+    path = tmp_path / "out.jsonl"
+    submit(env, path)
+    run_with_one_worker_killed(redis_url, queue_name, env, path, seed=5)
     report = compare(checkpoint_rows(str(path)), truth)
     assert report["duplicates"] == 0
     assert report["missing"] == 0

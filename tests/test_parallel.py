@@ -8,11 +8,9 @@ slice's pages in order.
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -27,8 +25,8 @@ from tests.support.serve import start_serve
 from tests.support.truth import checkpoint_rows, compare, sequential_rows
 from tests.support.workers import REPO, WorkerProcess, wait_for, worker_env
 from tests.test_chain_integration import (
-    committed_pages,
     run_lcq,
+    run_with_one_worker_killed,
     submit,
     wait_completed,
 )
@@ -172,22 +170,7 @@ def test_four_slices_survive_sigkill(
     path = tmp_path / "out.jsonl"
     env = dict(env, LCQ_FAULT_POINTS=fault_points, LCQ_FAULT_STATE_DIR=str(tmp_path))
     submit_parallel(env, path)
-    workers = [
-        WorkerProcess(
-            redis_url, queue_name, env, lcq=True, log_path=tmp_path / f"w{i}.log"
-        )
-        for i in range(2)
-    ]
-    rng = random.Random(7)
-    kill_at = rng.randint(8, 30)
-    try:
-        wait_for(lambda: committed_pages(path) >= kill_at, 60, message="pages")
-        time.sleep(rng.random() * 0.2)
-        workers[0].kill()
-        wait_completed(path)
-    finally:
-        for worker in workers:
-            worker.stop()
+    run_with_one_worker_killed(redis_url, queue_name, env, path, seed=7)
     assert_matches_truth(path, truth)
     if fault_points:
         assert len(list(tmp_path.glob("*.fired"))) == 2
