@@ -64,7 +64,7 @@ class LazyGroup(click.Group):
 def cli(verbose: int) -> None:
     """Run long LimaCharlie searches as resumable chains of RQ jobs.
 
-    Each page of a search is one RQ job; pages are written exactly once to a
+    Each page of a search is one RQ job. Pages are written exactly once to a
     JSONL checkpoint, so any process can be killed and the search resumed.
     """
     level = logging.WARNING

@@ -4,7 +4,7 @@ A chain is alive when the job that Redis records as the slice's live job
 (``s{i}.job``) is queued (and still in its queue), scheduled, deferred or
 started by a worker that still holds the slice lock. Page jobs get the id
 ``lcq-{search}-{slice}-{page}`` and are enqueued with RQ's ``unique=True``,
-so two copies of one page are never queued at once; re-runs deferred by a
+so two copies of one page are never queued at once. Re-runs deferred by a
 429 or a busy lock add ``-d{n}`` to that id.
 """
 
@@ -83,9 +83,9 @@ def enqueue_page(
     """Enqueue (or schedule after ``delay`` seconds) the job for one page.
 
     Returns the id of the job that will run the page. When a job with that id
-    already exists and is pending or running, it is kept; when it exists but is
+    already exists and is pending or running, it is kept. When it exists but is
     finished, failed, stopped or canceled, it is deleted and enqueued anew,
-    because a caller that asks for a page wants it to run. ``replace_started``
+    because a caller that requests a page wants it to run. ``replace_started``
     also replaces a started job: callers pass it after ``slice_liveness`` found
     that job's worker dead.
     """
@@ -174,10 +174,12 @@ def slice_liveness(
 ) -> tuple[bool, str]:
     """Return (alive, reason) for one slice's chain.
 
-    A started job counts as alive while its worker holds the slice lock, or
-    for two lock lifetimes after it started (the lock is taken a moment after
-    the job starts). A worker killed with SIGKILL leaves its job ``started`` in
-    RQ until RQ's maintenance notices; the missing lock tells lcq sooner.
+    A started job counts as alive while a live process holds the slice lock,
+    or for ``STARTUP_GRACE`` seconds after it started (at most two lock
+    lifetimes), because the lock is taken a moment after the job starts. A job
+    whose local worker or lock holder has exited is dead at once. A worker
+    killed with SIGKILL leaves its job ``started`` in RQ until RQ's maintenance
+    notices, so these checks find the dead chain sooner than RQ does.
     """
     job_id = SearchState(conn).live_job_id(search_id, slice_index)
     if not job_id:
@@ -193,7 +195,7 @@ def slice_liveness(
     # RQ's scheduler. RQ 3.0's scheduler lock outlives a SIGKILLed worker by
     # about 60 s, and a worker that started meanwhile retries it only at its
     # maintenance pass (every 600 s by default). The watchdog of lcq worker
-    # enqueues such an overdue page itself (promote_overdue); with plain rq
+    # enqueues such an overdue page itself (promote_overdue). With plain rq
     # workers the page waits for RQ while status reports the search running.
     if status in PENDING_STATUSES:
         return True, f"job {job_id} is {status.value}"

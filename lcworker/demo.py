@@ -1,7 +1,7 @@
 """``lcq demo``: one real search end to end on this machine, with a worker killed.
 
 It starts what it needs and stops what it started: a Redis server (unless
-``LCQ_REDIS_URL`` answers), ``lcq serve`` with generated telemetry, and two
+``LCQ_REDIS_URL`` responds), ``lcq serve`` with generated telemetry, and two
 ``lcq worker`` processes. It submits a search, SIGKILLs one worker (and the
 job it is running) mid-search, lets the other finish, and checks the data
 file against the service: the event count must equal the service's

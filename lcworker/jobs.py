@@ -184,7 +184,7 @@ def run_page(
     if checkpoint.meta.search_id != search_id:
         # The path was reused by ``lcq submit --force`` for another search.
         logger.info(
-            "job %s: checkpoint %s now holds search %s, not %s; nothing to do",
+            "job %s: checkpoint %s now contains search %s, not %s; nothing to do",
             job.id,
             checkpoint_path,
             checkpoint.meta.search_id,
@@ -459,7 +459,7 @@ class _PageRun:
                 exc,
             )
             # meta.json keeps every slice completed, so lcq resume assembles
-            # again; Redis tells lcq status why the search stopped.
+            # again. The Redis record gives lcq status the reason the search stopped.
             self.state.set_fields(
                 self.search_id,
                 state=FAILED,
@@ -635,8 +635,8 @@ class _PageRun:
 def _file_lock(path: os.PathLike):
     """Yield True while holding a non-blocking ``flock`` on ``path``.
 
-    The kernel drops the lock when its process dies, so on one host this is
-    immediate protection against two writers; the Redis lock covers workers on
+    The kernel drops the lock when its process dies, so on one host this
+    protects against two writers at once. The Redis lock covers workers on
     other hosts that share the checkpoint folder.
     """
     fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)

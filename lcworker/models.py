@@ -1,6 +1,6 @@
 """The search record stored in ``meta.json`` and mirrored to Redis.
 
-``meta.json`` is the source of truth for a checkpoint: for each slice it holds
+``meta.json`` is the source of truth for a checkpoint: for each slice it stores
 the committed (page, next token, byte offset) triple that the exactly-once
 protocol in ``lcworker.jobs`` reads and advances. ``SearchMeta.from_dict``
 validates everything it loads, because the file may be corrupt or hostile.

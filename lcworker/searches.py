@@ -167,7 +167,7 @@ def resolve(ref: str, conn: redis.Redis | None = None) -> Checkpoint:
     if checkpoint.meta.search_id != ref:
         # submit --force reused the path: acting on it would touch the new search.
         raise SearchNotFoundError(
-            f"search {ref} no longer exists: its checkpoint {found} now holds "
+            f"search {ref} no longer exists: its checkpoint {found} now contains "
             f"search {checkpoint.meta.search_id}",
             hint=f"use lcq status {checkpoint.meta.search_id} for the new search",
         )
@@ -203,12 +203,12 @@ def describe_existing(path: str, meta: SearchMeta | None) -> CheckpointExistsErr
         )
     if meta.state == COMPLETED:
         return CheckpointExistsError(
-            f"checkpoint {path} already holds completed search {meta.search_id} "
+            f"checkpoint {path} already contains completed search {meta.search_id} "
             f"({meta.events} events, {meta.pages} pages)",
             hint=f"read it with lcq show {quoted}, or pass --force to overwrite it",
         )
     return CheckpointExistsError(
-        f"checkpoint {path} holds search {meta.search_id}, {meta.state} at page "
+        f"checkpoint {path} contains search {meta.search_id}, {meta.state} at page "
         f"{meta.pages} with {meta.events} events",
         hint=f"continue it with lcq resume {quoted}, or pass --force to start over",
     )
@@ -399,7 +399,7 @@ def _change_limit(
         raise UsageError(f"invalid --limit {limit}: must be a positive number")
     if limit < meta.events:
         raise UsageError(
-            f"invalid --limit {limit}: the checkpoint already holds {meta.events} "
+            f"invalid --limit {limit}: the checkpoint already contains {meta.events} "
             "events",
             hint="give a limit of at least that many, or start over with --force",
         )

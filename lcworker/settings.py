@@ -29,7 +29,7 @@ DEFAULT_POLL_RETRIES = 3
 DEFAULT_BACKOFF_BASE = 1.0
 #: Maximum backoff delay in seconds.
 DEFAULT_BACKOFF_MAX = 30.0
-#: Minimum seconds between two polls of one page, whatever nextPollInMs says.
+#: Minimum seconds between two polls of one page, whatever nextPollInMs requests.
 DEFAULT_MIN_POLL_INTERVAL = 0.5
 #: Seconds RQ lets one page job run before it kills it (long polls fit in it).
 DEFAULT_JOB_TIMEOUT = 1800
@@ -109,7 +109,7 @@ def queue_name() -> str:
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """Where the API lives and the credentials to call it with.
+    """API addresses, timeouts, retry policy and the credentials to call it with.
 
     ``api_key`` is a secret: it is excluded from ``repr`` so that it never
     reaches a log line or a traceback by accident.
@@ -162,7 +162,7 @@ class ApiSettings:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """How page jobs are enqueued and how long they may run."""
+    """Enqueue options of page jobs: timeout, RQ retries, lock and 429 budgets."""
 
     job_timeout: int
     retry_intervals: tuple[int, ...]

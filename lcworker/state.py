@@ -12,7 +12,7 @@ Keys (all under ``lcq:``, next to RQ's own ``rq:`` keys):
   read-modify-write, because parallel slices share that file.
 - ``lcq:lock:{id}:resume``: serialises ``lcq resume`` and ``lcq cancel``.
 
-Redis holds no credentials and no query results. Everything here can be
+Redis stores no credentials and no query results. Everything here can be
 rebuilt from ``meta.json`` (see ``mirror``).
 """
 

@@ -3,11 +3,12 @@
 A worker killed with SIGKILL leaves its page job marked ``started`` in RQ,
 and RQ notices such an abandoned job only after the job's heartbeat expires
 and a maintenance pass runs (a minute or more). The watchdog checks every few
-seconds, using the slice locks to tell a dead job from a running one, and runs
-``resume`` for a search whose slice stayed dead on two checks in a row, so
-the chain goes on without a user typing ``lcq resume``. With plain
-``rq worker`` there is no watchdog: ``lcq status`` reports such a search as
-``stalled`` and ``lcq resume`` repairs it.
+seconds and uses the slice locks to tell a dead job from a running one. It
+runs ``resume`` for a search whose slice stayed dead on two checks in a row,
+so the chain goes on without a user typing ``lcq resume``. It also enqueues a
+scheduled page job that RQ's scheduler left overdue. With plain ``rq worker``
+there is no watchdog: ``lcq status`` reports such a search as ``stalled`` and
+``lcq resume`` repairs it.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ def dead_slices(conn: redis.Redis, search_id: str, lock_ttl: float) -> list[int]
 
 
 class Watchdog:
-    """Resumes stalled searches on the given queues, from a process of its own.
+    """Checker that resumes stalled searches on the given queues, in its own process.
 
-    It must not be a thread of the worker: RQ's worker forks a work horse per
-    job, and a fork taken while a thread holds a lock (logging's, redis-py's
+    It must not be a thread of the worker, because RQ's worker forks a work
+    horse per job. A fork taken while a thread holds a lock (logging's, redis-py's
     connection pool's) leaves that lock held forever in the child, which then
     hangs. A process started with the "spawn" method shares nothing.
     """

@@ -27,7 +27,7 @@ def redis_url() -> str:
     url = _test_redis_url()
     if not ping(url):
         pytest.fail(
-            f"no Redis server answers at {url}; run the suite with 'make test', "
+            f"no Redis server responds at {url}; run the suite with 'make test', "
             "which starts one, or set LCQ_REDIS_URL"
         )
     return url

@@ -375,7 +375,7 @@ CASES = [
         "resume-limit-below-events",
         ("resume", "{cp}", "--limit", "2"),
         2,
-        ("--limit 2", "already holds 5 events", "at least that many"),
+        ("--limit 2", "already contains 5 events", "at least that many"),
         setup=with_events,
     ),
     Case(
@@ -457,7 +457,7 @@ CASES = [
         "checkpoint-exists",
         (*SUBMIT, *QUERY, "--no-validate", "--checkpoint", "{cp}"),
         2,
-        (f"holds search {SEARCH_ID}", "lcq resume {cp}", "--force"),
+        (f"contains search {SEARCH_ID}", "lcq resume {cp}", "--force"),
         setup=with_checkpoint,
     ),
     Case(

@@ -182,7 +182,7 @@ def test_resume_limit_below_events(env, tmp_path):
     completed_checkpoint(path)
     result = lcq(env, "resume", "--checkpoint", str(path), "--limit", "10")
     assert result.returncode == 2
-    assert "already holds 42 events" in one_line_error(result)
+    assert "already contains 42 events" in one_line_error(result)
 
 
 def test_cancel_then_resume_requeues(env, tmp_path, redis_url, queue_name):
@@ -228,7 +228,7 @@ def test_replaced_search_id_rejected(env, tmp_path, redis_url, queue_name):
         assert result.returncode == 2, command
         line = one_line_error(result)
         assert f"search {old_id} no longer exists" in line
-        assert f"now holds search {new_id}" in line
+        assert f"now contains search {new_id}" in line
     conn = redis.Redis.from_url(redis_url)
     assert Queue(queue_name, connection=conn).job_ids == [f"lcq-{new_id}-0-1"]
     assert Checkpoint.open(path).load_meta().state == "queued"
